@@ -1,0 +1,26 @@
+import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { ConfigModule } from './config/config.module.js';
+import { ImagesModule } from './images/images.module.js';
+import { NotificationsModule } from './notifications/notifications.module.js';
+import { AuthMiddleware } from './policy/auth.middleware.js';
+import { PolicyModule } from './policy/policy.module.js';
+import { RegistryModule } from './registry/registry.module.js';
+import { StoresModule } from './stores/stores.module.js';
+import { VersionsController } from './versions.controller.js';
+
+@Module({
+  imports: [
+    ConfigModule,
+    RegistryModule,
+    StoresModule,
+    PolicyModule,
+    NotificationsModule,
+    ImagesModule,
+  ],
+  controllers: [VersionsController],
+})
+export class AppModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(AuthMiddleware).forRoutes('v1/*path');
+  }
+}

@@ -1,0 +1,94 @@
+import {
+  Catch,
+  HttpException,
+  Logger,
+  type ArgumentsHost,
+  type ExceptionFilter,
+} from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { STATUS_CODES } from 'node:http';
+import { RegistryError, RegistryErrorCode } from '../registry/registry.error.js';
+import { StoreError, StoreErrorCode } from '../stores/store.error.js';
+import { ApiError, ApiErrorCode } from './api-error.js';
+
+const STORE_STATUS: Record<StoreErrorCode, ApiErrorCode> = {
+  [StoreErrorCode.NotFound]: ApiErrorCode.NotFound,
+  [StoreErrorCode.Unavailable]: ApiErrorCode.ServiceUnavailable,
+  [StoreErrorCode.StorageFull]: ApiErrorCode.PayloadTooLarge,
+  [StoreErrorCode.WriteDenied]: ApiErrorCode.ServiceUnavailable,
+  [StoreErrorCode.BadLocation]: ApiErrorCode.BadRequest,
+  [StoreErrorCode.UnknownScheme]: ApiErrorCode.BadRequest,
+  [StoreErrorCode.ReadOnly]: ApiErrorCode.BadRequest,
+  [StoreErrorCode.Duplicate]: ApiErrorCode.Conflict,
+  [StoreErrorCode.Forbidden]: ApiErrorCode.BadRequest,
+};
+
+const REGISTRY_STATUS: Record<RegistryErrorCode, ApiErrorCode> = {
+  [RegistryErrorCode.NotFound]: ApiErrorCode.NotFound,
+  [RegistryErrorCode.Duplicate]: ApiErrorCode.Conflict,
+  [RegistryErrorCode.Conflict]: ApiErrorCode.Conflict,
+  [RegistryErrorCode.InvalidMarker]: ApiErrorCode.BadRequest,
+};
+
+/**
+ * The one place errors become HTTP: Glance's status codes with a plain-text
+ * body in webob's format ("400 Bad Request\n\n<message>\n\n"). Anything
+ * unexpected is logged and answered 500 without internals.
+ */
+@Catch()
+export class ApiExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const req = http.getRequest<Request>();
+    const res = http.getResponse<Response>();
+    const { status, message, headers } = this.describe(error, req);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // An unread request body (a refused upload) must not be read to its end.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    const body = `${status} ${STATUS_CODES[status] ?? ''}\n\n${message}\n\n`;
+    res.status(status).type('text/plain; charset=UTF-8');
+    if (req.method === 'HEAD') res.end();
+    else res.send(body);
+  }
+
+  private describe(
+    error: unknown,
+    req: Request,
+  ): { status: number; message: string; headers: Record<string, string> } {
+    if (error instanceof ApiError) {
+      if (error.code >= 500) this.logger.error(`${req.method} ${req.url}: ${error.message}`);
+      return { status: error.code, message: error.message, headers: error.headers };
+    }
+    if (error instanceof StoreError) {
+      const status = STORE_STATUS[error.code] ?? 500;
+      if (status >= 500) this.logger.error(`${req.method} ${req.url}: store: ${error.message}`);
+      return { status, message: error.message, headers: {} };
+    }
+    if (error instanceof RegistryError) {
+      return { status: REGISTRY_STATUS[error.code], message: error.message, headers: {} };
+    }
+    if (error instanceof HttpException) {
+      const response = error.getResponse();
+      const message =
+        typeof response === 'string'
+          ? response
+          : String((response as { message?: unknown }).message ?? error.message);
+      return { status: error.getStatus(), message, headers: {} };
+    }
+    const status = (error as { status?: number; statusCode?: number })?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      // Express/body-parser errors such as malformed JSON.
+      return { status, message: (error as Error).message, headers: {} };
+    }
+    this.logger.error(
+      `${req.method} ${req.url}: ${(error as Error)?.stack ?? String(error)}`,
+    );
+    return { status: 500, message: 'The server has either erred or is incapable of performing the requested operation.', headers: {} };
+  }
+}

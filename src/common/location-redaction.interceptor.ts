@@ -1,0 +1,28 @@
+import {
+  Injectable,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import type { Response } from 'express';
+import { map, type Observable } from 'rxjs';
+import { redactLocations } from './redact-locations.js';
+
+/**
+ * Image locations can hold store credentials: strip `location`,
+ * `location_data` and `locations` from every response body and refuse to
+ * send an x-image-meta-location header, whatever a handler returns.
+ */
+@Injectable()
+export class LocationRedactionInterceptor implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const res = context.switchToHttp().getResponse<Response>();
+    res.removeHeader('x-image-meta-location');
+    return next.handle().pipe(
+      map((body) => {
+        res.removeHeader('x-image-meta-location');
+        return redactLocations(body);
+      }),
+    );
+  }
+}

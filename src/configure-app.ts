@@ -1,0 +1,32 @@
+import type { INestApplication } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { ApiExceptionFilter } from './common/api-exception.filter.js';
+import { LocationRedactionInterceptor } from './common/location-redaction.interceptor.js';
+import { versionNegotiation } from './common/version-negotiation.middleware.js';
+
+/**
+ * Everything global about the HTTP app, shared by main.ts and the tests so
+ * that tests run the real thing.
+ */
+export function configureApp(app: INestApplication): INestApplication {
+  const express = app as NestExpressApplication;
+  express.disable('x-powered-by');
+  express.disable('etag');
+  express.set('trust proxy', false);
+  express.set('query parser', 'simple');
+  express.use(versionNegotiation);
+  app.useGlobalFilters(new ApiExceptionFilter());
+  app.useGlobalInterceptors(new LocationRedactionInterceptor());
+  app.enableShutdownHooks();
+
+  const doc = new DocumentBuilder()
+    .setTitle('Glance v1 image service')
+    .setDescription(
+      'OpenStack Glance v1 (Icehouse) images API. Identity comes from X-Tenant-Id, X-User-Id and X-Roles (noauth, trusted-headers) or X-Auth-Token (keystone).',
+    )
+    .setVersion('1.1')
+    .build();
+  SwaggerModule.setup('api-docs', app, () => SwaggerModule.createDocument(app, doc));
+  return app;
+}

@@ -1,0 +1,63 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { RequestContext } from '../../common/request-context.js';
+import { IMAGE_EVENTS, type ImageSendPayload } from '../../notifications/image-notification.js';
+import { NotifierService } from '../../notifications/notifier.service.js';
+import type { ImageRecord } from '../../registry/image-record.js';
+import { SizeCheckedStream, SizeMismatchError } from './size-checked.stream.js';
+
+/**
+ * Streams an image's bytes to the client with Content-Length, checks the
+ * count against the recorded size, and reports image.send once the
+ * transfer ended (info when complete, error when short).
+ */
+@Injectable()
+export class ImageDownloader {
+  private readonly logger = new Logger('Download');
+
+  constructor(private readonly notifier: NotifierService) {}
+
+  async send(
+    ctx: RequestContext,
+    req: Request,
+    res: Response,
+    image: ImageRecord,
+    data: { stream: Readable | null; size: number },
+  ): Promise<void> {
+    res.status(200);
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Length', String(data.size));
+    const checker = new SizeCheckedStream(data.size);
+    try {
+      if (data.stream) {
+        await pipeline(data.stream, checker, res);
+      } else {
+        res.end();
+      }
+    } catch (err) {
+      if (err instanceof SizeMismatchError) {
+        this.logger.error(
+          `Backend storage for image ${image.id} delivered a wrong size: ${err.message}; download aborted`,
+        );
+      } else if (!res.writableEnded && req.destroyed) {
+        // The client went away: nothing to report but the short image.send.
+      } else {
+        this.logger.error(`An error occurred reading from backend storage for image ${image.id}: ${(err as Error).message}`);
+      }
+      res.destroy();
+    } finally {
+      const payload: ImageSendPayload = {
+        bytes_sent: checker.bytesSent,
+        image_id: image.id,
+        owner_id: image.owner,
+        receiver_tenant_id: ctx.tenant,
+        receiver_user_id: ctx.user,
+        destination_ip: req.socket?.remoteAddress ?? req.ip ?? null,
+      };
+      if (checker.bytesSent === data.size) this.notifier.info(IMAGE_EVENTS.send, payload);
+      else this.notifier.error(IMAGE_EVENTS.send, payload);
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
+/** The store delivered a different number of bytes than the registry recorded. */
+export class SizeMismatchError extends Error {
+  constructor(
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`expected ${expected} bytes, store delivered ${actual}${actual > expected ? '+' : ''}`);
+    this.name = 'SizeMismatchError';
+  }
+}
+
+/**
+ * Glance's size_checked_iter: the download fails (and the client sees a short
+ * body) when the store yields fewer or more bytes than the recorded size.
+ * A chunk that would overrun is never forwarded, so a client can never
+ * receive a complete-looking but wrong body.
+ */
+export class SizeCheckedStream extends Transform {
+  private sent = 0;
+
+  constructor(private readonly expected: number) {
+    super();
+  }
+
+  get bytesSent(): number {
+    return this.sent;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.sent + chunk.length > this.expected) {
+      return done(new SizeMismatchError(this.expected, this.sent + chunk.length));
+    }
+    this.sent += chunk.length;
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.sent === this.expected ? null : new SizeMismatchError(this.expected, this.sent));
+  }
+}

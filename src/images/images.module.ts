@@ -1,0 +1,19 @@
+import { Module } from '@nestjs/common';
+import { NotificationsModule } from '../notifications/notifications.module.js';
+import { PolicyModule } from '../policy/policy.module.js';
+import { RegistryModule } from '../registry/registry.module.js';
+import { StoresModule } from '../stores/stores.module.js';
+import { ImageDownloader } from './download/image-downloader.js';
+import { ImageMetaPipe } from './image-meta.pipe.js';
+import { ImagesController } from './images.controller.js';
+import { ImagesService } from './images.service.js';
+import { ImageUploader } from './upload/image-uploader.js';
+import { UploadTracker } from './upload/upload-tracker.js';
+
+@Module({
+  imports: [RegistryModule, StoresModule, PolicyModule, NotificationsModule],
+  controllers: [ImagesController],
+  providers: [ImagesService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe],
+  exports: [ImagesService, UploadTracker],
+})
+export class ImagesModule {}

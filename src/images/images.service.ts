@@ -1,0 +1,326 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Readable } from 'node:stream';
+import { ApiError } from '../common/api-error.js';
+import type { RequestContext } from '../common/request-context.js';
+import { AppConfig } from '../config/app-config.js';
+import { IMAGE_EVENTS } from '../notifications/image-notification.js';
+import { NotifierService } from '../notifications/notifier.service.js';
+import { PolicyService } from '../policy/policy.service.js';
+import { ImageRegistry } from '../registry/image.registry.js';
+import type { ImageListQuery } from '../registry/image-list-query.js';
+import type { ImageFields, ImageRecord } from '../registry/image-record.js';
+import { RegistryError, RegistryErrorCode } from '../registry/registry.error.js';
+import { StoreRegistry } from '../stores/store.registry.js';
+import { StoreError, StoreErrorCode } from '../stores/store.error.js';
+import type { ImageMeta } from './image-meta.js';
+import { validateImageMeta } from './image-meta-validation.js';
+import { ImageUploader } from './upload/image-uploader.js';
+import { UploadTracker } from './upload/upload-tracker.js';
+
+/** Fields shown by GET /v1/images (Glance's DISPLAY_FIELDS_IN_INDEX). */
+const INDEX_FIELDS = ['id', 'name', 'size', 'disk_format', 'container_format', 'checksum'] as const;
+
+/** Once active, only admins may change these (Glance's ACTIVE_IMMUTABLE). */
+const ACTIVE_IMMUTABLE = ['size', 'checksum'] as const;
+
+/** Keys clients may never set directly: the service owns them (OSSA 2015-019). */
+const SERVER_OWNED = ['status', 'created_at', 'updated_at', 'deleted_at', 'deleted', 'uri', 'copy_from'] as const;
+
+/** Where the bytes of a create or update come from (the seed's scenarios 1 and 4). */
+export interface ImageBody {
+  /** The request stream when the request has a body, else null. */
+  stream: Readable | null;
+  contentType: string | undefined;
+  /** Content-Length when sent. */
+  contentLength: number | null;
+}
+
+export type ImageIndexEntry = Pick<ImageRecord, (typeof INDEX_FIELDS)[number]>;
+
+/** Glance v1 image rules: the seed controller's logic, behind the HTTP layer. */
+@Injectable()
+export class ImagesService {
+  private readonly logger = new Logger('Images');
+
+  constructor(
+    private readonly registry: ImageRegistry,
+    private readonly stores: StoreRegistry,
+    private readonly policy: PolicyService,
+    private readonly notifier: NotifierService,
+    private readonly uploader: ImageUploader,
+    private readonly tracker: UploadTracker,
+    private readonly config: AppConfig,
+  ) {}
+
+  async index(ctx: RequestContext, query: ImageListQuery): Promise<ImageIndexEntry[]> {
+    const images = await this.list(ctx, query);
+    return images.map((image) => {
+      const entry: Record<string, unknown> = {};
+      for (const f of INDEX_FIELDS) entry[f] = image[f];
+      return entry as ImageIndexEntry;
+    });
+  }
+
+  async detail(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
+    return this.list(ctx, query);
+  }
+
+  /** An image the caller may see, or 404 (existence of others' images never leaks). */
+  async getVisible(ctx: RequestContext, id: string): Promise<ImageRecord> {
+    const image = validId(id) ? await this.registry.get(id, ctx.isAdmin) : null;
+    if (!image || !(await this.registry.isVisible(ctx, image))) {
+      throw ApiError.notFound(`Image with identifier ${id} not found`);
+    }
+    return image;
+  }
+
+  async getActive(ctx: RequestContext, id: string): Promise<ImageRecord> {
+    const image = await this.getVisible(ctx, id);
+    if (image.status !== 'active') throw ApiError.notFound(`Image ${id} is not active`);
+    return image;
+  }
+
+  /** The image's bytes; `size` is the recorded size the stream is checked against. */
+  async openData(image: ImageRecord): Promise<{ stream: Readable | null; size: number }> {
+    const size = image.size ?? 0;
+    if (size === 0 || !image.location) return { stream: null, size: 0 };
+    try {
+      const store = this.stores.forLocation(image.location);
+      const data = await store.get(image.location);
+      if (data.size !== null && data.size !== size) {
+        this.logger.error(
+          `Store reports ${data.size} bytes for image ${image.id}, registry recorded ${size}`,
+        );
+      }
+      return { stream: data.stream, size };
+    } catch (err) {
+      if (err instanceof StoreError && err.code === StoreErrorCode.NotFound) {
+        throw ApiError.notFound(`Image data for ${image.id} not found in its store`);
+      }
+      throw err;
+    }
+  }
+
+  async create(ctx: RequestContext, meta: ImageMeta, body: ImageBody): Promise<ImageRecord> {
+    if (meta.is_public) this.policy.enforce(ctx, 'publicize_image');
+    if (body.stream) this.policy.enforce(ctx, 'upload_image');
+    this.checkDeclaredSize(meta, body);
+    if (meta.store && !this.stores.has(meta.store)) {
+      throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
+    }
+    if (meta.location !== undefined && meta.location !== null) {
+      throw ApiError.badRequest(`External sourcing not supported for store ${meta.location}`);
+    }
+    if (meta.id !== undefined && !validId(meta.id ?? '')) {
+      throw ApiError.badRequest('Invalid image id format');
+    }
+
+    const fields = this.clientFields(meta);
+    const size = meta.size ?? 0;
+    let image: ImageRecord;
+    try {
+      image = await this.registry.create({
+        ...fields,
+        id: meta.id ?? undefined,
+        owner: ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner,
+        size,
+        status: meta.size === 0 ? 'active' : 'queued',
+        properties: meta.properties,
+      });
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === RegistryErrorCode.Duplicate) {
+        throw ApiError.conflict(`An image with identifier ${meta.id} already exists`);
+      }
+      throw err;
+    }
+    this.notifier.info(IMAGE_EVENTS.create, image);
+
+    if (body.stream) {
+      this.validateForActivation(meta, image);
+      image = await this.uploadBody(image, body, meta.store ?? undefined);
+    }
+    return image;
+  }
+
+  /** Glance's _validate_image_for_activation: data needs valid name and formats (request over stored). */
+  private validateForActivation(meta: ImageMeta, image: ImageRecord): void {
+    validateImageMeta(
+      {
+        name: meta.name !== undefined ? meta.name : image.name,
+        disk_format: meta.disk_format !== undefined ? meta.disk_format : image.disk_format,
+        container_format:
+          meta.container_format !== undefined ? meta.container_format : image.container_format,
+      },
+      this.config,
+    );
+  }
+
+  async update(ctx: RequestContext, id: string, meta: ImageMeta, body: ImageBody, purgeHeader: string | undefined): Promise<ImageRecord> {
+    if (meta.is_public) this.policy.enforce(ctx, 'publicize_image');
+    if (body.stream) this.policy.enforce(ctx, 'upload_image');
+    this.checkDeclaredSize(meta, body);
+    const orig = await this.getVisible(ctx, id);
+    if (orig.status === 'deleted' || orig.deleted) {
+      throw ApiError.forbidden('Forbidden to update deleted image.');
+    }
+    this.assertMutable(ctx, orig);
+    if (!ctx.isAdmin && orig.status === 'active') {
+      for (const key of ACTIVE_IMMUTABLE) {
+        const value = meta[key];
+        if (value !== undefined && value !== null && value !== orig[key]) {
+          throw ApiError.forbidden(`Forbidden to modify '${key}' of active image.`);
+        }
+      }
+    }
+    if (body.stream && orig.status !== 'queued') {
+      throw ApiError.conflict('Cannot upload to an unqueued image');
+    }
+    if (meta.location !== undefined && meta.location !== null) {
+      if (orig.status !== 'queued') {
+        throw ApiError.badRequest('Attempted to update Location field for an image not in queued status.');
+      }
+      throw ApiError.badRequest(`External sourcing not supported for store ${meta.location}`);
+    }
+    if (meta.store && !this.stores.has(meta.store)) {
+      throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
+    }
+
+    if (body.stream) this.validateForActivation(meta, orig);
+
+    // Properties are replaced unless the client says not to, or is uploading data.
+    const purgeProps = body.stream === null && (purgeHeader === undefined || boolish(purgeHeader));
+    const fields = this.clientFields(meta);
+    if (!ctx.isAdmin) delete fields.owner;
+    let image: ImageRecord;
+    try {
+      image = await this.registry.update(id, {
+        fields,
+        properties: meta.properties,
+        purgeProps,
+      });
+    } catch (err) {
+      throw this.registryError(err, id);
+    }
+
+    if (body.stream) {
+      image = await this.uploadBody(image, body, meta.store ?? undefined);
+    } else {
+      this.notifier.info(IMAGE_EVENTS.update, image);
+    }
+    return image;
+  }
+
+  async delete(ctx: RequestContext, id: string): Promise<ImageRecord> {
+    const image = await this.getVisible(ctx, id);
+    this.assertMutable(ctx, image);
+    if (image.protected) throw ApiError.forbidden('Image is protected');
+    if (image.status === 'pending_delete') {
+      throw ApiError.forbidden(`Forbidden to delete a ${image.status} image.`);
+    }
+    if (image.status === 'deleted' || image.deleted) {
+      throw ApiError.notFound(`Image ${id} not found.`);
+    }
+    // A running upload is stopped first: it removes its own partial bytes.
+    this.tracker.abort(id, 'image deleted');
+    const deleted = await this.registry.destroy(id, 'deleted');
+    if (image.location) {
+      try {
+        await this.stores.forLocation(image.location).delete(image.location);
+      } catch (err) {
+        this.logger.error(`Failed to delete data of image ${id}: ${(err as Error).message}`);
+      }
+    }
+    this.notifier.info(IMAGE_EVENTS.delete, deleted);
+    return deleted;
+  }
+
+  private async list(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
+    try {
+      return await this.registry.list(ctx, query);
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === RegistryErrorCode.InvalidMarker) {
+        throw ApiError.badRequest(err.message);
+      }
+      throw err;
+    }
+  }
+
+  private async uploadBody(image: ImageRecord, body: ImageBody, storeName: string | undefined): Promise<ImageRecord> {
+    if (!isOctetStream(body.contentType)) {
+      await this.killQueued(image.id);
+      throw ApiError.badRequest('Content-Type must be application/octet-stream');
+    }
+    let store;
+    try {
+      store = this.stores.writable(storeName ?? this.config.DEFAULT_STORE);
+    } catch (err) {
+      throw ApiError.badRequest((err as Error).message);
+    }
+    return this.uploader.upload({
+      image,
+      source: body.stream!,
+      store,
+      maxBytes: this.config.IMAGE_SIZE_CAP,
+      fromClient: true,
+    });
+  }
+
+  /** Glance's deserializer: a declared size over the cap is refused before any byte is read. */
+  private checkDeclaredSize(meta: ImageMeta, body: ImageBody): void {
+    const declared = body.contentLength ?? meta.size ?? null;
+    if (declared !== null && declared > this.config.IMAGE_SIZE_CAP) {
+      throw ApiError.badRequest(
+        `Denying attempt to upload image larger than ${this.config.IMAGE_SIZE_CAP} bytes.`,
+      );
+    }
+  }
+
+  private assertMutable(ctx: RequestContext, image: ImageRecord): void {
+    if (ctx.isAdmin) return;
+    if (image.owner === null || ctx.owner === null || image.owner !== ctx.owner) {
+      // Visible but not ours: Glance answers 403 for public images, 404 otherwise.
+      if (image.is_public) throw ApiError.forbidden('You do not own this image');
+      throw ApiError.notFound(`Image with identifier ${image.id} not found`);
+    }
+  }
+
+  private clientFields(meta: ImageMeta): ImageFields {
+    const fields: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(meta)) {
+      if (key === 'properties' || key === 'id' || key === 'location' || key === 'store') continue;
+      if ((SERVER_OWNED as readonly string[]).includes(key)) continue;
+      fields[key] = value;
+    }
+    return fields as ImageFields;
+  }
+
+  private async killQueued(id: string): Promise<void> {
+    try {
+      await this.registry.update(id, { fields: { status: 'killed' }, fromState: 'queued' });
+    } catch {
+      // Already moved on; nothing to kill.
+    }
+  }
+
+  private registryError(err: unknown, id: string): Error {
+    if (err instanceof RegistryError) {
+      if (err.code === RegistryErrorCode.NotFound) return ApiError.notFound(`Image with identifier ${id} not found`);
+      if (err.code === RegistryErrorCode.Conflict) return ApiError.conflict('Image operation conflicts');
+    }
+    return err as Error;
+  }
+}
+
+function isOctetStream(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase() === 'application/octet-stream';
+}
+
+function boolish(value: string): boolean {
+  return ['1', 't', 'true', 'on', 'y', 'yes'].includes(value.trim().toLowerCase());
+}
+
+/** Ids are checked before any lookup: 36 chars max, no path or control characters. */
+export function validId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$/.test(id);
+}
+

@@ -1,0 +1,30 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module.js';
+import { ConfigError, loadConfig } from './config/app-config.js';
+import { configureApp } from './configure-app.js';
+
+async function bootstrap(): Promise<void> {
+  const config = loadConfig();
+  // Image bodies are streams: no body parser may read them.
+  const app = await NestFactory.create(AppModule, {
+    bodyParser: false,
+    logger: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'].slice(
+      0,
+      ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'].indexOf(config.LOG_LEVEL) + 1,
+    ) as never,
+  });
+  configureApp(app);
+  await app.listen(config.PORT, config.HOST);
+  new Logger('Main').log(`Glance v1 API listening on http://${config.HOST}:${config.PORT}`);
+}
+
+bootstrap().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+  } else {
+    console.error('Failed to start:', err instanceof Error ? err.stack : err);
+  }
+  process.exit(1);
+});

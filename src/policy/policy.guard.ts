@@ -1,0 +1,29 @@
+import {
+  Injectable,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { contextOf } from '../common/request-context.accessor.js';
+import { POLICY_ACTION } from './policy.decorator.js';
+import { PolicyService } from './policy.service.js';
+
+/** Enforces the @Policy() actions of a route; denial is a 403 with the action named. */
+@Injectable()
+export class PolicyGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly policy: PolicyService,
+  ) {}
+
+  canActivate(execution: ExecutionContext): boolean {
+    const actions = this.reflector.getAllAndOverride<string[] | undefined>(
+      POLICY_ACTION,
+      [execution.getHandler(), execution.getClass()],
+    );
+    if (!actions?.length) return true;
+    const ctx = contextOf(execution.switchToHttp().getRequest());
+    for (const action of actions) this.policy.enforce(ctx, action);
+    return true;
+  }
+}

@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { AuthMiddleware } from './auth.middleware.js';
+import { PolicyGuard } from './policy.guard.js';
+import { PolicyService } from './policy.service.js';
+
+@Module({
+  providers: [PolicyService, AuthMiddleware, { provide: APP_GUARD, useClass: PolicyGuard }],
+  exports: [PolicyService, AuthMiddleware],
+})
+export class PolicyModule {}

@@ -1,0 +1,72 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import { ImageEntity } from './entities/image.entity.js';
+import { ImageLocationEntity } from './entities/image-location.entity.js';
+import { ImageMemberEntity } from './entities/image-member.entity.js';
+import { ImagePropertyEntity } from './entities/image-property.entity.js';
+import { InitialSchema1764237600000 } from './migrations/1764237600000-InitialSchema.js';
+
+export const REGISTRY_ENTITIES = [
+  ImageEntity,
+  ImagePropertyEntity,
+  ImageLocationEntity,
+  ImageMemberEntity,
+];
+
+/** Listed explicitly: globs do not work with ESM and hide what runs. */
+export const REGISTRY_MIGRATIONS = [InitialSchema1764237600000];
+
+/**
+ * The one place that turns DATABASE_URL into TypeORM options; used by Nest
+ * (RegistryModule) and by the TypeORM CLI (ormconfig.ts).
+ */
+export function buildDataSourceOptions(databaseUrl: string): DataSourceOptions {
+  const common = {
+    entities: REGISTRY_ENTITIES,
+    migrations: REGISTRY_MIGRATIONS,
+    migrationsRun: false,
+    synchronize: false,
+    logging: false,
+  } as const;
+
+  if (databaseUrl.startsWith('sqlite:')) {
+    const file = resolve(databaseUrl.slice('sqlite:'.length));
+    mkdirSync(dirname(file), { recursive: true });
+    return {
+      ...common,
+      type: 'better-sqlite3',
+      database: file,
+      // WAL lets readers run while an upload's status update commits.
+      prepareDatabase: (db: { pragma(sql: string): unknown }) => {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.pragma('busy_timeout = 5000');
+        db.pragma('foreign_keys = ON');
+      },
+    };
+  }
+
+  const url = new URL(databaseUrl);
+  const base = {
+    host: url.hostname,
+    port: url.port ? Number(url.port) : undefined,
+    username: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: decodeURIComponent(url.pathname.replace(/^\//, '')),
+  };
+  if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') {
+    const schema = url.searchParams.get('schema') ?? undefined;
+    return { ...common, ...base, type: 'postgres', schema, extra: { max: 20 } };
+  }
+  if (url.protocol === 'mysql:' || url.protocol === 'mariadb:') {
+    return {
+      ...common,
+      ...base,
+      type: 'mysql',
+      charset: 'utf8mb4',
+      extra: { connectionLimit: 20 },
+    };
+  }
+  throw new Error(`DATABASE_URL: unsupported scheme ${url.protocol}`);
+}

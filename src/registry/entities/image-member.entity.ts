@@ -1,0 +1,48 @@
+import {
+  Column,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryGeneratedColumn,
+  type Relation,
+} from 'typeorm';
+import { TIMESTAMP_COLUMN } from './column-types.js';
+import type { ImageEntity } from './image.entity.js';
+
+/** Row of Glance's `image_members` table: an image shared with a tenant. */
+@Entity('image_members')
+@Index('ix_image_members_image_id_member', ['imageId', 'member'])
+@Index('ix_image_members_member', ['member'])
+export class ImageMemberEntity {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  @Column({ name: 'image_id', type: 'varchar', length: 36 })
+  imageId: string;
+
+  @ManyToOne('ImageEntity', 'members', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'image_id' })
+  image?: Relation<ImageEntity>;
+
+  @Column({ type: 'varchar', length: 255 })
+  member: string;
+
+  @Column({ name: 'can_share', type: 'boolean', default: false })
+  canShare: boolean;
+
+  @Column({ type: 'varchar', length: 20, default: 'pending' })
+  status: string;
+
+  @Column({ name: 'created_at', ...TIMESTAMP_COLUMN })
+  createdAt: string;
+
+  @Column({ name: 'updated_at', ...TIMESTAMP_COLUMN, nullable: true })
+  updatedAt: string | null;
+
+  @Column({ name: 'deleted_at', ...TIMESTAMP_COLUMN, nullable: true })
+  deletedAt: string | null;
+
+  @Column({ type: 'boolean', default: false })
+  deleted: boolean;
+}

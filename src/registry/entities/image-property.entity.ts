@@ -1,0 +1,47 @@
+import {
+  Column,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryGeneratedColumn,
+  type Relation,
+} from 'typeorm';
+import { TIMESTAMP_COLUMN } from './column-types.js';
+import type { ImageEntity } from './image.entity.js';
+
+/** Row of Glance's `image_properties` table: free-form key/value metadata. */
+@Entity('image_properties')
+@Index('ix_image_properties_image_id_name', ['imageId', 'name'], {
+  unique: true,
+})
+@Index('ix_image_properties_name', ['name'])
+export class ImagePropertyEntity {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  @Column({ name: 'image_id', type: 'varchar', length: 36 })
+  imageId: string;
+
+  @ManyToOne('ImageEntity', 'properties', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'image_id' })
+  image?: Relation<ImageEntity>;
+
+  @Column({ type: 'varchar', length: 255 })
+  name: string;
+
+  @Column({ type: 'text', nullable: true })
+  value: string | null;
+
+  @Column({ name: 'created_at', ...TIMESTAMP_COLUMN })
+  createdAt: string;
+
+  @Column({ name: 'updated_at', ...TIMESTAMP_COLUMN, nullable: true })
+  updatedAt: string | null;
+
+  @Column({ name: 'deleted_at', ...TIMESTAMP_COLUMN, nullable: true })
+  deletedAt: string | null;
+
+  @Column({ type: 'boolean', default: false })
+  deleted: boolean;
+}

@@ -1,0 +1,107 @@
+import {
+  Column,
+  Entity,
+  Index,
+  OneToMany,
+  PrimaryColumn,
+  type Relation,
+} from 'typeorm';
+import { bigintToNumber, TIMESTAMP_COLUMN } from './column-types.js';
+import type { ImagePropertyEntity } from './image-property.entity.js';
+import type { ImageLocationEntity } from './image-location.entity.js';
+import type { ImageMemberEntity } from './image-member.entity.js';
+
+/** Row of Glance's `images` table (plus the sha512 hash later Glance added). */
+@Entity('images')
+@Index('ix_images_listing', ['deleted', 'createdAt', 'id'])
+@Index('ix_images_is_public', ['isPublic'])
+@Index('ix_images_owner', ['owner'])
+@Index('ix_images_checksum', ['checksum'])
+@Index('ix_images_updated_at', ['updatedAt'])
+@Index('ix_images_status', ['status'])
+export class ImageEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  name: string | null;
+
+  @Column({ name: 'disk_format', type: 'varchar', length: 20, nullable: true })
+  diskFormat: string | null;
+
+  @Column({
+    name: 'container_format',
+    type: 'varchar',
+    length: 20,
+    nullable: true,
+  })
+  containerFormat: string | null;
+
+  @Column({
+    type: 'bigint',
+    nullable: true,
+    transformer: bigintToNumber,
+  })
+  size: number | null;
+
+  @Column({
+    name: 'virtual_size',
+    type: 'bigint',
+    nullable: true,
+    transformer: bigintToNumber,
+  })
+  virtualSize: number | null;
+
+  @Column({ type: 'varchar', length: 30 })
+  status: string;
+
+  @Column({ name: 'is_public', type: 'boolean', default: false })
+  isPublic: boolean;
+
+  @Column({ type: 'varchar', length: 32, nullable: true })
+  checksum: string | null;
+
+  @Column({ name: 'os_hash_algo', type: 'varchar', length: 64, nullable: true })
+  osHashAlgo: string | null;
+
+  @Column({
+    name: 'os_hash_value',
+    type: 'varchar',
+    length: 128,
+    nullable: true,
+  })
+  osHashValue: string | null;
+
+  @Column({ name: 'min_disk', type: 'int', default: 0 })
+  minDisk: number;
+
+  @Column({ name: 'min_ram', type: 'int', default: 0 })
+  minRam: number;
+
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  owner: string | null;
+
+  @Column({ type: 'boolean', default: false })
+  protected: boolean;
+
+  @Column({ name: 'created_at', ...TIMESTAMP_COLUMN })
+  createdAt: string;
+
+  @Column({ name: 'updated_at', ...TIMESTAMP_COLUMN, nullable: true })
+  updatedAt: string | null;
+
+  @Column({ name: 'deleted_at', ...TIMESTAMP_COLUMN, nullable: true })
+  deletedAt: string | null;
+
+  @Column({ type: 'boolean', default: false })
+  deleted: boolean;
+
+  @OneToMany('ImagePropertyEntity', 'image')
+  properties?: Relation<ImagePropertyEntity[]>;
+
+  @OneToMany('ImageLocationEntity', 'image')
+  locations?: Relation<ImageLocationEntity[]>;
+
+  @OneToMany('ImageMemberEntity', 'image')
+  members?: Relation<ImageMemberEntity[]>;
+}

@@ -1,0 +1,439 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import {
+  Brackets,
+  DataSource,
+  EntityManager,
+  In,
+  type SelectQueryBuilder,
+  type WhereExpressionBuilder,
+} from 'typeorm';
+import { randomUUID } from 'node:crypto';
+import type { RequestContext } from '../common/request-context.js';
+import { nowTimestamp } from '../common/timestamps.js';
+import { ImageEntity } from './entities/image.entity.js';
+import { ImageLocationEntity } from './entities/image-location.entity.js';
+import { ImageMemberEntity } from './entities/image-member.entity.js';
+import { ImagePropertyEntity } from './entities/image-property.entity.js';
+import type {
+  ImageListQuery,
+  SortDir,
+  SortKey,
+} from './image-list-query.js';
+import type {
+  ImageFields,
+  ImageRecord,
+  ImageStatus,
+  LocationData,
+} from './image-record.js';
+import { RegistryError, RegistryErrorCode } from './registry.error.js';
+
+/** Sort expressions: nullable columns coalesced so ordering and markers agree on every database. */
+const SORT_EXPRESSIONS: Record<SortKey, string> = {
+  name: "COALESCE(i.name, '')",
+  status: 'i.status',
+  container_format: "COALESCE(i.container_format, '')",
+  disk_format: "COALESCE(i.disk_format, '')",
+  size: 'COALESCE(i.size, -1)',
+  id: 'i.id',
+  created_at: 'i.created_at',
+  updated_at: "COALESCE(i.updated_at, '')",
+};
+
+const FIELD_COLUMNS: Record<keyof ImageFields, keyof ImageEntity> = {
+  id: 'id',
+  name: 'name',
+  size: 'size',
+  virtual_size: 'virtualSize',
+  disk_format: 'diskFormat',
+  container_format: 'containerFormat',
+  status: 'status',
+  is_public: 'isPublic',
+  checksum: 'checksum',
+  os_hash_algo: 'osHashAlgo',
+  os_hash_value: 'osHashValue',
+  min_disk: 'minDisk',
+  min_ram: 'minRam',
+  owner: 'owner',
+  protected: 'protected',
+};
+
+export interface NewImage extends ImageFields {
+  status: ImageStatus;
+  properties: Record<string, string | null>;
+  location?: LocationData | null;
+}
+
+export interface ImageUpdate {
+  fields?: ImageFields;
+  properties?: Record<string, string | null>;
+  /** Drop properties not in `properties` (x-glance-registry-purge-props). */
+  purgeProps?: boolean;
+  /** Replace the image's location. */
+  location?: LocationData;
+  /** Only update when the image is in this state (atomic, Glance's from_state). */
+  fromState?: ImageStatus;
+}
+
+/**
+ * The image registry: every SQL statement about images lives here.
+ * Visibility rules follow Glance's registry (public, owned, shared; admins see all).
+ */
+@Injectable()
+export class ImageRegistry {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  async create(image: NewImage): Promise<ImageRecord> {
+    const id = image.id ?? randomUUID();
+    const now = nowTimestamp();
+    await this.db.transaction(async (tx) => {
+      if (await tx.existsBy(ImageEntity, { id })) {
+        throw new RegistryError(
+          RegistryErrorCode.Duplicate,
+          `An image with identifier ${id} already exists`,
+        );
+      }
+      await tx.insert(ImageEntity, {
+        ...this.toColumns(image),
+        id,
+        status: image.status,
+        isPublic: image.is_public ?? false,
+        protected: image.protected ?? false,
+        minDisk: image.min_disk ?? 0,
+        minRam: image.min_ram ?? 0,
+        createdAt: now,
+        updatedAt: now,
+        deleted: false,
+      });
+      await this.writeProperties(tx, id, image.properties, false, now);
+      if (image.location) await this.writeLocation(tx, id, image.location, now);
+    });
+    return this.mustGet(id);
+  }
+
+  /** An image by id, with properties and location; deleted ones only when asked. */
+  async get(id: string, showDeleted = false): Promise<ImageRecord | null> {
+    const entity = await this.db.getRepository(ImageEntity).findOne({
+      where: showDeleted ? { id } : { id, deleted: false },
+    });
+    if (!entity) return null;
+    const [record] = await this.hydrate([entity], true);
+    return record;
+  }
+
+  /** Glance's is_image_visible: admin, unowned, public, owned, or shared with the caller. */
+  async isVisible(ctx: RequestContext, image: ImageRecord): Promise<boolean> {
+    if (ctx.isAdmin || image.owner === null || image.is_public) return true;
+    if (ctx.owner === null) return false;
+    if (image.owner === ctx.owner) return true;
+    return this.db.getRepository(ImageMemberEntity).existsBy({
+      imageId: image.id,
+      member: ctx.owner,
+      deleted: false,
+    });
+  }
+
+  /** A page of the images `ctx` may see; cost bounded by the page (indexed order + limit). */
+  async list(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
+    const qb = this.db
+      .getRepository(ImageEntity)
+      .createQueryBuilder('i')
+      .select();
+    this.applyFilters(qb, query);
+    if (!ctx.isAdmin || query.adminAsUser) this.applyVisibility(qb, ctx);
+
+    const keys: SortKey[] = [query.sortKey];
+    for (const k of ['created_at', 'id'] as const) if (!keys.includes(k)) keys.push(k);
+
+    if (query.marker !== undefined) {
+      const marker = await this.get(query.marker, true);
+      const showingDeleted =
+        query.filters.deleted === true || query.filters.changes_since !== undefined;
+      if (
+        !marker ||
+        (marker.deleted && !showingDeleted) ||
+        !(await this.isVisible(ctx, marker))
+      ) {
+        throw new RegistryError(
+          RegistryErrorCode.InvalidMarker,
+          'Invalid marker. Image could not be found.',
+        );
+      }
+      this.applyMarker(qb, keys, query.sortDir, marker);
+    }
+
+    const dir = query.sortDir === 'asc' ? 'ASC' : 'DESC';
+    keys.forEach((k, n) =>
+      n === 0
+        ? qb.orderBy(SORT_EXPRESSIONS[k], dir)
+        : qb.addOrderBy(SORT_EXPRESSIONS[k], dir),
+    );
+    qb.limit(query.limit);
+    return this.hydrate(await qb.getMany(), false);
+  }
+
+  /**
+   * Updates an image atomically. With `fromState` the UPDATE itself carries the
+   * status condition, so two racing writers cannot both succeed.
+   */
+  async update(id: string, change: ImageUpdate): Promise<ImageRecord> {
+    const now = nowTimestamp();
+    await this.db.transaction(async (tx) => {
+      const qb = tx
+        .createQueryBuilder()
+        .update(ImageEntity)
+        .set({ ...this.toColumns(change.fields ?? {}), updatedAt: now })
+        .where('id = :id', { id })
+        .andWhere('deleted = :deleted', { deleted: false });
+      if (change.fromState) qb.andWhere('status = :from', { from: change.fromState });
+      const result = await qb.execute();
+      if (!result.affected) {
+        const current = await tx.findOneBy(ImageEntity, { id, deleted: false });
+        if (!current) {
+          throw new RegistryError(RegistryErrorCode.NotFound, `Image ${id} not found`);
+        }
+        throw new RegistryError(
+          RegistryErrorCode.Conflict,
+          `cannot transition from ${current.status} to ${change.fields?.status ?? current.status} (wanted from_state=${change.fromState})`,
+        );
+      }
+      if (change.properties) {
+        await this.writeProperties(tx, id, change.properties, change.purgeProps ?? false, now);
+      }
+      if (change.location) {
+        await tx.delete(ImageLocationEntity, { imageId: id });
+        await this.writeLocation(tx, id, change.location, now);
+      }
+    });
+    return this.mustGet(id);
+  }
+
+  /** Soft-deletes the image and its children (Glance's image_destroy). */
+  async destroy(id: string, status: ImageStatus = 'deleted'): Promise<ImageRecord> {
+    const now = nowTimestamp();
+    const image = await this.mustGet(id);
+    await this.db.transaction(async (tx) => {
+      await tx.update(
+        ImageEntity,
+        { id },
+        { status, deleted: true, deletedAt: now, updatedAt: now },
+      );
+      const soft = { deleted: true, deletedAt: now };
+      await tx.update(ImagePropertyEntity, { imageId: id, deleted: false }, soft);
+      await tx.update(ImageLocationEntity, { imageId: id, deleted: false }, soft);
+      await tx.update(ImageMemberEntity, { imageId: id, deleted: false }, soft);
+    });
+    return {
+      ...image,
+      status,
+      deleted: true,
+      deleted_at: now,
+      updated_at: now,
+    };
+  }
+
+  private async mustGet(id: string): Promise<ImageRecord> {
+    const image = await this.get(id, true);
+    if (!image) throw new RegistryError(RegistryErrorCode.NotFound, `Image ${id} not found`);
+    return image;
+  }
+
+  private applyFilters(qb: SelectQueryBuilder<ImageEntity>, query: ImageListQuery): void {
+    const f = query.filters;
+    const equal: [string, unknown][] = [
+      ['name', f.name],
+      ['status', f.status],
+      ['container_format', f.container_format],
+      ['disk_format', f.disk_format],
+      ['min_ram', f.min_ram],
+      ['min_disk', f.min_disk],
+      ['protected', f.protected],
+      ['is_public', f.is_public],
+    ];
+    for (const [column, value] of equal) {
+      if (value !== undefined) qb.andWhere(`i.${column} = :f_${column}`, { [`f_${column}`]: value });
+    }
+    if (f.size_min !== undefined) qb.andWhere('i.size >= :sizeMin', { sizeMin: f.size_min });
+    if (f.size_max !== undefined) qb.andWhere('i.size <= :sizeMax', { sizeMax: f.size_max });
+    if (f.changes_since !== undefined) {
+      qb.andWhere('i.updated_at > :since', { since: f.changes_since });
+    }
+    if (f.deleted !== undefined) {
+      qb.andWhere('i.deleted = :deleted', { deleted: f.deleted });
+    } else if (f.changes_since === undefined) {
+      qb.andWhere('i.deleted = :deleted', { deleted: false });
+    }
+    // Killed images stay out of ordinary listings, as in Glance.
+    if (f.deleted === false || (f.deleted === undefined && f.changes_since === undefined)) {
+      qb.andWhere('i.status <> :killed', { killed: 'killed' });
+    }
+    Object.entries(f.properties ?? {}).forEach(([name, value], n) => {
+      qb.andWhere(
+        `EXISTS (SELECT 1 FROM image_properties p${n} WHERE p${n}.image_id = i.id AND p${n}.name = :pn${n} AND p${n}.value = :pv${n} AND p${n}.deleted = :pd${n})`,
+        { [`pn${n}`]: name, [`pv${n}`]: value, [`pd${n}`]: false },
+      );
+    });
+  }
+
+  private applyVisibility(qb: SelectQueryBuilder<ImageEntity>, ctx: RequestContext): void {
+    const owner = ctx.owner;
+    qb.andWhere(
+      new Brackets((w: WhereExpressionBuilder) => {
+        w.where('i.is_public = :pub', { pub: true });
+        if (owner !== null) {
+          w.orWhere('i.owner = :owner', { owner });
+          w.orWhere(
+            'EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = :owner AND m.deleted = :mdel)',
+            { mdel: false },
+          );
+        }
+      }),
+    );
+  }
+
+  /** Keyset pagination: rows strictly after the marker in (k1, k2, ...) order. */
+  private applyMarker(
+    qb: SelectQueryBuilder<ImageEntity>,
+    keys: SortKey[],
+    dir: SortDir,
+    marker: ImageRecord,
+  ): void {
+    const op = dir === 'asc' ? '>' : '<';
+    const values = keys.map((k) => {
+      const v = marker[k];
+      if (v === null || v === undefined) return k === 'size' ? -1 : '';
+      return v;
+    });
+    qb.andWhere(
+      new Brackets((outer) => {
+        keys.forEach((_, i) => {
+          outer.orWhere(
+            new Brackets((inner) => {
+              for (let j = 0; j < i; j++) {
+                inner.andWhere(`${SORT_EXPRESSIONS[keys[j]]} = :mk${j}`);
+              }
+              inner.andWhere(`${SORT_EXPRESSIONS[keys[i]]} ${op} :mk${i}`);
+            }),
+          );
+        });
+      }),
+    );
+    values.forEach((v, j) => qb.setParameter(`mk${j}`, v));
+  }
+
+  private toColumns(fields: ImageFields): Partial<ImageEntity> {
+    const columns: Record<string, unknown> = {};
+    for (const [key, column] of Object.entries(FIELD_COLUMNS)) {
+      const value = fields[key as keyof ImageFields];
+      if (value !== undefined) columns[column] = value;
+    }
+    return columns as Partial<ImageEntity>;
+  }
+
+  private async writeProperties(
+    tx: EntityManager,
+    imageId: string,
+    properties: Record<string, string | null>,
+    purge: boolean,
+    now: string,
+  ): Promise<void> {
+    const names = Object.keys(properties);
+    const existing = await tx.findBy(ImagePropertyEntity, { imageId });
+    const byName = new Map(existing.map((p) => [p.name, p]));
+    for (const name of names) {
+      const row = byName.get(name);
+      if (row) {
+        if (row.value !== properties[name] || row.deleted) {
+          await tx.update(
+            ImagePropertyEntity,
+            { id: row.id },
+            { value: properties[name], updatedAt: now, deleted: false, deletedAt: null },
+          );
+        }
+      } else {
+        await tx.insert(ImagePropertyEntity, {
+          imageId,
+          name,
+          value: properties[name],
+          createdAt: now,
+          updatedAt: now,
+          deleted: false,
+        });
+      }
+    }
+    if (purge) {
+      const stale = existing.filter((p) => !(p.name in properties)).map((p) => p.id);
+      if (stale.length) await tx.delete(ImagePropertyEntity, { id: In(stale) });
+    }
+  }
+
+  private async writeLocation(
+    tx: EntityManager,
+    imageId: string,
+    location: LocationData,
+    now: string,
+  ): Promise<void> {
+    await tx.insert(ImageLocationEntity, {
+      imageId,
+      value: location.url,
+      metaData: JSON.stringify(location.metadata ?? {}),
+      createdAt: now,
+      updatedAt: now,
+      deleted: false,
+    });
+  }
+
+  private async hydrate(entities: ImageEntity[], withLocations: boolean): Promise<ImageRecord[]> {
+    if (entities.length === 0) return [];
+    const ids = entities.map((e) => e.id);
+    const props = await this.db.getRepository(ImagePropertyEntity).find({
+      where: { imageId: In(ids), deleted: false },
+      order: { id: 'ASC' },
+    });
+    const propsById = new Map<string, Record<string, string | null>>();
+    for (const p of props) {
+      let bag = propsById.get(p.imageId);
+      if (!bag) propsById.set(p.imageId, (bag = {}));
+      bag[p.name] = p.value;
+    }
+    const locsById = new Map<string, LocationData[]>();
+    if (withLocations) {
+      const locs = await this.db.getRepository(ImageLocationEntity).find({
+        where: { imageId: In(ids), deleted: false },
+        order: { id: 'ASC' },
+      });
+      for (const l of locs) {
+        const list = locsById.get(l.imageId) ?? [];
+        list.push({ url: l.value, metadata: l.metaData ? JSON.parse(l.metaData) : {} });
+        locsById.set(l.imageId, list);
+      }
+    }
+    return entities.map((e) => {
+      const locations = locsById.get(e.id) ?? [];
+      return {
+        id: e.id,
+        name: e.name,
+        size: e.size,
+        virtual_size: e.virtualSize,
+        disk_format: e.diskFormat,
+        container_format: e.containerFormat,
+        status: e.status as ImageStatus,
+        is_public: Boolean(e.isPublic),
+        checksum: e.checksum,
+        os_hash_algo: e.osHashAlgo,
+        os_hash_value: e.osHashValue,
+        min_disk: e.minDisk,
+        min_ram: e.minRam,
+        owner: e.owner,
+        protected: Boolean(e.protected),
+        created_at: e.createdAt,
+        updated_at: e.updatedAt,
+        deleted_at: e.deletedAt,
+        deleted: Boolean(e.deleted),
+        properties: propsById.get(e.id) ?? {},
+        location: locations[0]?.url ?? null,
+        location_data: locations,
+      };
+    });
+  }
+}

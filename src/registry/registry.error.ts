@@ -1,0 +1,17 @@
+export enum RegistryErrorCode {
+  NotFound = 'NOT_FOUND',
+  Duplicate = 'DUPLICATE',
+  /** A from_state guarded update found the image in another state. */
+  Conflict = 'CONFLICT',
+  InvalidMarker = 'INVALID_MARKER',
+}
+
+export class RegistryError extends Error {
+  constructor(
+    readonly code: RegistryErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RegistryError';
+  }
+}

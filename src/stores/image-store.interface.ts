@@ -1,0 +1,51 @@
+import type { Readable } from 'node:stream';
+
+/** What a store reports after it has durably written an image's bytes. */
+export interface StoredImage {
+  /** URL that identifies the bytes inside this store; never leaves the service. */
+  location: string;
+  /** Bytes written. */
+  size: number;
+  /** Store-specific details kept in `location_data` (never in responses). */
+  metadata?: Record<string, unknown>;
+}
+
+export interface ImageReadResult {
+  stream: Readable;
+  /** Size in bytes as the store reports it, or null when unknown. */
+  size: number | null;
+}
+
+export interface AddOptions {
+  /** Expected size when the client announced one (lets stores choose segmenting); null if unknown. */
+  expectedSize: number | null;
+  /** Aborts the write; the store must then remove every byte it wrote. */
+  signal?: AbortSignal;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive end offset. */
+  end: number;
+}
+
+/**
+ * One backend for image bytes. Implementations stream both ways and never
+ * buffer a whole image. `add` must leave nothing behind when it rejects.
+ */
+export interface ImageStore {
+  /** Store name as used by DEFAULT_STORE and x-image-meta-store (file, http, swift, s3). */
+  readonly name: string;
+  /** URL schemes of the locations this store understands. */
+  readonly schemes: readonly string[];
+  /** False for read-only stores (http). */
+  readonly writable: boolean;
+
+  add(imageId: string, data: Readable, options: AddOptions): Promise<StoredImage>;
+  get(location: string, range?: ByteRange): Promise<ImageReadResult>;
+  getSize(location: string): Promise<number>;
+  /** Removes the bytes; resolves when they are gone or were already gone. */
+  delete(location: string): Promise<void>;
+  /** Health probe: resolves when the backend answers. */
+  check(): Promise<void>;
+}
