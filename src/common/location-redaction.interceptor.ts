@@ -20,7 +20,7 @@ export class LocationRedactionInterceptor implements NestInterceptor {
     res.removeHeader('x-image-meta-location');
     return next.handle().pipe(
       map((body) => {
-        res.removeHeader('x-image-meta-location');
+        if (!res.headersSent) res.removeHeader('x-image-meta-location');
         return redactLocations(body);
       }),
     );

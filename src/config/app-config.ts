@@ -93,6 +93,88 @@ export class AppConfig {
 
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL = 'log';
+
+  @IsOptional() @IsString()
+  PROPERTY_PROTECTION_FILE?: string;
+
+  @IsIn(['roles', 'policies'])
+  PROPERTY_PROTECTION_RULE_FORMAT: 'roles' | 'policies' = 'roles';
+
+  /** Most properties per image; negative = unlimited (Glance's image_property_quota). */
+  @Transform(toInt) @IsInt()
+  IMAGE_PROPERTY_QUOTA = 128;
+
+  /** Most non-deleted images per owner; 0 = unlimited. */
+  @Transform(toInt) @IsInt() @Min(0)
+  IMAGE_COUNT_QUOTA = 0;
+
+  /** Total bytes of image data per owner; 0 = unlimited (Glance's user_storage_quota). */
+  @Transform(toInt) @IsInt() @Min(0)
+  USER_STORAGE_QUOTA = 0;
+
+  /** Mutating requests per client and minute; 0 = no rate limit. */
+  @Transform(toInt) @IsInt() @Min(0)
+  RATE_LIMIT_PER_MINUTE = 0;
+
+  /** Hosts and CIDRs that external locations and copy-from may reach despite the SSRF guard. */
+  @Transform(toList) @IsString({ each: true })
+  EXTERNAL_SOURCE_ALLOWLIST: string[] = [];
+
+  /** Keep deleted images' data as pending_delete until the scrubber removes it. */
+  @Transform(toBool) @IsBoolean()
+  DELAYED_DELETE = false;
+
+  /** Seconds a pending_delete image's data is kept before scrubbing. */
+  @Transform(toInt) @IsInt() @Min(0)
+  SCRUB_TIME = 43200;
+
+  /** Swift store (enabled when SWIFT_STORE_AUTH_URL is set): v1 auth URL, user, key. */
+  @IsOptional() @IsString()
+  SWIFT_STORE_AUTH_URL?: string;
+
+  @IsOptional() @IsString()
+  SWIFT_STORE_USER?: string;
+
+  @IsOptional() @IsString()
+  SWIFT_STORE_KEY?: string;
+
+  @IsString()
+  SWIFT_STORE_CONTAINER = 'glance';
+
+  /** Images above this many bytes (or of unknown size) are stored as Static Large Objects. */
+  @Transform(toInt) @IsInt() @Min(1)
+  SWIFT_STORE_LARGE_OBJECT_SIZE = 5 * 1024 * 1024 * 1024;
+
+  /** Segment size of Static Large Objects, in bytes. */
+  @Transform(toInt) @IsInt() @Min(1)
+  SWIFT_STORE_LARGE_OBJECT_CHUNK_SIZE = 200 * 1024 * 1024;
+
+  /** S3 store (enabled when S3_STORE_ENDPOINT is set). */
+  @IsOptional() @IsString()
+  S3_STORE_ENDPOINT?: string;
+
+  @IsString()
+  S3_STORE_REGION = 'us-east-1';
+
+  @IsString()
+  S3_STORE_BUCKET = 'glance';
+
+  @IsOptional() @IsString()
+  S3_STORE_ACCESS_KEY?: string;
+
+  @IsOptional() @IsString()
+  S3_STORE_SECRET_KEY?: string;
+
+  @Transform(toBool) @IsBoolean()
+  S3_STORE_FORCE_PATH_STYLE = true;
+
+  /** Multipart part size in bytes (at least 5 MiB). */
+  @Transform(toInt) @IsInt() @Min(5 * 1024 * 1024)
+  S3_STORE_PART_SIZE = 16 * 1024 * 1024;
+
+  /** Seconds between scrubber runs inside the service (with DELAYED_DELETE). */
+  @Transform(toInt) @IsInt() @Min(1)
+  SCRUBBER_INTERVAL = 300;
 }
 
 /** Thrown at boot when an environment variable is invalid; names the variable. */

@@ -45,6 +45,12 @@ function requestBody(req: Request): ImageBody {
   };
 }
 
+function copyFromHeader(req: Request): string | undefined {
+  const value = req.headers['x-glance-api-copy-from'];
+  const text = Array.isArray(value) ? value[0] : value;
+  return text ? text.trim() : undefined;
+}
+
 /** Absolute URL of the image, as webob rewrites Glance's relative Location. */
 function imageUrl(req: Request, id: string): string {
   return `${req.protocol}://${req.headers.host ?? 'localhost'}/v1/images/${id}`;
@@ -94,7 +100,8 @@ export class ImagesController {
   @ApiResponse({ status: 200, description: 'Metadata in headers; ETag = checksum' })
   @ApiResponse({ status: 404, description: 'No such image visible to the caller' })
   async meta(@Req() req: Request, @Res() res: Response, @Param('id') id: string): Promise<void> {
-    const image = await this.images.getVisible(contextOf(req), id);
+    const ctx = contextOf(req);
+    const image = this.images.forCaller(ctx, await this.images.getVisible(ctx, id));
     setImageHeaders(req, res, image, true);
     res.status(200).end();
   }
@@ -109,7 +116,7 @@ export class ImagesController {
     const ctx = contextOf(req);
     const image = await this.images.getActive(ctx, id);
     const data = await this.images.openData(image);
-    setImageHeaders(req, res, image, true);
+    setImageHeaders(req, res, this.images.forCaller(ctx, image), true);
     await this.downloader.send(ctx, req, res, image, data);
   }
 
@@ -130,10 +137,11 @@ export class ImagesController {
     @Res({ passthrough: true }) res: Response,
     @ImageMetaHeaders(ImageMetaPipe) meta: ImageMeta,
   ) {
-    const image = await this.images.create(contextOf(req), meta, requestBody(req));
+    const ctx = contextOf(req);
+    const image = await this.images.create(ctx, meta, requestBody(req), copyFromHeader(req));
     setImageHeaders(req, res, image, false);
     res.status(201);
-    return { image };
+    return { image: this.images.forCaller(ctx, image) };
   }
 
   @Put(':id')
@@ -158,15 +166,17 @@ export class ImagesController {
     @ImageMetaHeaders(ImageMetaPipe) meta: ImageMeta,
   ) {
     const purge = req.headers['x-glance-registry-purge-props'];
+    const ctx = contextOf(req);
     const image = await this.images.update(
-      contextOf(req),
+      ctx,
       id,
       meta,
       requestBody(req),
       Array.isArray(purge) ? purge[0] : purge,
+      copyFromHeader(req),
     );
     setImageHeaders(req, res, image, false);
-    return { image };
+    return { image: this.images.forCaller(ctx, image) };
   }
 
   @Delete(':id')

@@ -7,13 +7,16 @@ import { ImageDownloader } from './download/image-downloader.js';
 import { ImageMetaPipe } from './image-meta.pipe.js';
 import { ImagesController } from './images.controller.js';
 import { ImagesService } from './images.service.js';
+import { ExternalSourceService } from './external-source.service.js';
+import { QuotaService } from './quota.service.js';
+import { ScrubberService } from './scrubber.service.js';
 import { ImageUploader } from './upload/image-uploader.js';
 import { UploadTracker } from './upload/upload-tracker.js';
 
 @Module({
   imports: [RegistryModule, StoresModule, PolicyModule, NotificationsModule],
   controllers: [ImagesController],
-  providers: [ImagesService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe],
-  exports: [ImagesService, UploadTracker],
+  providers: [ImagesService, QuotaService, ScrubberService, ExternalSourceService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe],
+  exports: [ImagesService, UploadTracker, ScrubberService],
 })
 export class ImagesModule {}

@@ -10,7 +10,11 @@ import { ImageRegistry } from '../registry/image.registry.js';
 import type { ImageListQuery } from '../registry/image-list-query.js';
 import type { ImageFields, ImageRecord } from '../registry/image-record.js';
 import { RegistryError, RegistryErrorCode } from '../registry/registry.error.js';
+import type { ImageStore } from '../stores/image-store.interface.js';
 import { StoreRegistry } from '../stores/store.registry.js';
+import { PropertyProtectionService } from '../policy/property-protection.service.js';
+import { ExternalSourceService } from './external-source.service.js';
+import { QuotaService } from './quota.service.js';
 import { StoreError, StoreErrorCode } from '../stores/store.error.js';
 import type { ImageMeta } from './image-meta.js';
 import { validateImageMeta } from './image-meta-validation.js';
@@ -49,8 +53,17 @@ export class ImagesService {
     private readonly notifier: NotifierService,
     private readonly uploader: ImageUploader,
     private readonly tracker: UploadTracker,
+    private readonly protections: PropertyProtectionService,
+    private readonly quotas: QuotaService,
+    private readonly sources: ExternalSourceService,
     private readonly config: AppConfig,
   ) {}
+
+  /** The image as this caller may see it: properties it may not read are left out. */
+  forCaller(ctx: RequestContext, image: ImageRecord): ImageRecord {
+    if (!this.protections.enabled) return image;
+    return { ...image, properties: this.protections.readable(ctx, image.properties) };
+  }
 
   async index(ctx: RequestContext, query: ImageListQuery): Promise<ImageIndexEntry[]> {
     const images = await this.list(ctx, query);
@@ -62,7 +75,7 @@ export class ImagesService {
   }
 
   async detail(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
-    return this.list(ctx, query);
+    return (await this.list(ctx, query)).map((image) => this.forCaller(ctx, image));
   }
 
   /** An image the caller may see, or 404 (existence of others' images never leaks). */
@@ -101,26 +114,28 @@ export class ImagesService {
     }
   }
 
-  async create(ctx: RequestContext, meta: ImageMeta, body: ImageBody): Promise<ImageRecord> {
-    if (meta.is_public) this.policy.enforce(ctx, 'publicize_image');
-    if (body.stream) this.policy.enforce(ctx, 'upload_image');
+  async create(ctx: RequestContext, meta: ImageMeta, body: ImageBody, copyFrom?: string): Promise<ImageRecord> {
+    const location = meta.location ?? undefined;
+    this.enforceSourcePolicies(ctx, meta, body, copyFrom);
+    this.protections.enforceCreate(ctx, Object.keys(meta.properties));
+    this.quotas.enforcePropertyQuota(meta.properties);
+    await this.quotas.enforceImageCount(ctx);
     this.checkDeclaredSize(meta, body);
+    this.rejectMultipleSources(location, copyFrom, body);
     if (meta.store && !this.stores.has(meta.store)) {
       throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
-    }
-    if (meta.location !== undefined && meta.location !== null) {
-      throw ApiError.badRequest(`External sourcing not supported for store ${meta.location}`);
     }
     if (meta.id !== undefined && !validId(meta.id ?? '')) {
       throw ApiError.badRequest('Invalid image id format');
     }
+    if (location || copyFrom) await this.sources.validate((location ?? copyFrom)!);
 
-    const fields = this.clientFields(meta);
-    const size = meta.size ?? 0;
+    let size = meta.size ?? 0;
+    if (location && !size) size = await this.sources.sizeOf(location);
     let image: ImageRecord;
     try {
       image = await this.registry.create({
-        ...fields,
+        ...this.clientFields(meta),
         id: meta.id ?? undefined,
         owner: ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner,
         size,
@@ -134,30 +149,19 @@ export class ImagesService {
       throw err;
     }
     this.notifier.info(IMAGE_EVENTS.create, image);
-
-    if (body.stream) {
-      this.validateForActivation(meta, image);
-      image = await this.uploadBody(image, body, meta.store ?? undefined);
-    }
-    return image;
+    return this.handleSource(ctx, image, meta, body, copyFrom);
   }
 
-  /** Glance's _validate_image_for_activation: data needs valid name and formats (request over stored). */
-  private validateForActivation(meta: ImageMeta, image: ImageRecord): void {
-    validateImageMeta(
-      {
-        name: meta.name !== undefined ? meta.name : image.name,
-        disk_format: meta.disk_format !== undefined ? meta.disk_format : image.disk_format,
-        container_format:
-          meta.container_format !== undefined ? meta.container_format : image.container_format,
-      },
-      this.config,
-    );
-  }
-
-  async update(ctx: RequestContext, id: string, meta: ImageMeta, body: ImageBody, purgeHeader: string | undefined): Promise<ImageRecord> {
-    if (meta.is_public) this.policy.enforce(ctx, 'publicize_image');
-    if (body.stream) this.policy.enforce(ctx, 'upload_image');
+  async update(
+    ctx: RequestContext,
+    id: string,
+    meta: ImageMeta,
+    body: ImageBody,
+    purgeHeader: string | undefined,
+    copyFrom?: string,
+  ): Promise<ImageRecord> {
+    const location = meta.location ?? undefined;
+    this.enforceSourcePolicies(ctx, meta, body, copyFrom);
     this.checkDeclaredSize(meta, body);
     const orig = await this.getVisible(ctx, id);
     if (orig.status === 'deleted' || orig.deleted) {
@@ -175,39 +179,164 @@ export class ImagesService {
     if (body.stream && orig.status !== 'queued') {
       throw ApiError.conflict('Cannot upload to an unqueued image');
     }
-    if (meta.location !== undefined && meta.location !== null) {
-      if (orig.status !== 'queued') {
-        throw ApiError.badRequest('Attempted to update Location field for an image not in queued status.');
-      }
-      throw ApiError.badRequest(`External sourcing not supported for store ${meta.location}`);
+    if ((location || copyFrom) && orig.status !== 'queued') {
+      throw ApiError.badRequest('Attempted to update Location field for an image not in queued status.');
     }
+    this.rejectMultipleSources(location, copyFrom, body);
     if (meta.store && !this.stores.has(meta.store)) {
       throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
     }
-
-    if (body.stream) this.validateForActivation(meta, orig);
+    if (location || copyFrom) await this.sources.validate((location ?? copyFrom)!);
+    const activating = body.stream !== null || location !== undefined || copyFrom !== undefined;
+    if (activating) this.validateForActivation(meta, orig);
 
     // Properties are replaced unless the client says not to, or is uploading data.
     const purgeProps = body.stream === null && (purgeHeader === undefined || boolish(purgeHeader));
+    const origKeys = new Set(Object.keys(orig.properties));
+    const newKeys = Object.keys(meta.properties);
+    this.protections.enforceUpdate(
+      ctx,
+      newKeys.filter((k) => origKeys.has(k)),
+      meta.properties,
+      orig.properties,
+    );
+    this.protections.enforceCreate(ctx, newKeys.filter((k) => !origKeys.has(k)));
+    if (purgeProps) {
+      this.protections.enforceDelete(
+        ctx,
+        [...origKeys].filter((k) => !(k in meta.properties)),
+        meta.properties,
+        orig.properties,
+      );
+    }
+    this.quotas.enforcePropertyQuota(meta.properties, orig.properties, purgeProps);
+
     const fields = this.clientFields(meta);
     if (!ctx.isAdmin) delete fields.owner;
+    if (location && !meta.size) fields.size = await this.sources.sizeOf(location);
     let image: ImageRecord;
     try {
-      image = await this.registry.update(id, {
-        fields,
-        properties: meta.properties,
-        purgeProps,
-      });
+      image = await this.registry.update(id, { fields, properties: meta.properties, purgeProps });
     } catch (err) {
       throw this.registryError(err, id);
     }
+    if (activating) return this.handleSource(ctx, image, meta, body, copyFrom);
+    this.notifier.info(IMAGE_EVENTS.update, image);
+    return image;
+  }
 
+  /** The seed's _handle_source: upload the body, start a copy, or activate a location. */
+  private async handleSource(
+    ctx: RequestContext,
+    image: ImageRecord,
+    meta: ImageMeta,
+    body: ImageBody,
+    copyFrom: string | undefined,
+  ): Promise<ImageRecord> {
+    const storeName = meta.store ?? this.config.DEFAULT_STORE;
     if (body.stream) {
-      image = await this.uploadBody(image, body, meta.store ?? undefined);
-    } else {
-      this.notifier.info(IMAGE_EVENTS.update, image);
+      this.validateForActivation(meta, image);
+      if (!isOctetStream(body.contentType)) {
+        await this.killQueued(image.id);
+        throw ApiError.badRequest('Content-Type must be application/octet-stream');
+      }
+      const store = this.writableStore(storeName);
+      const limit = await this.uploadLimit(image);
+      return this.uploader.upload({ image, source: body.stream, store, ...limit, fromClient: true });
+    }
+    if (copyFrom) {
+      const store = this.writableStore(storeName);
+      this.logger.log(`Triggering asynchronous copy from external source for image ${image.id}`);
+      void this.copyFromSource(image, copyFrom, store);
+      return image;
+    }
+    if (meta.location) {
+      this.validateForActivation(meta, image);
+      const remote = await this.sources.sizeOf(meta.location);
+      if (meta.size && remote && remote !== meta.size) {
+        throw ApiError.conflict(
+          `Provided image size must match the stored image size. (provided size: ${meta.size}, stored size: ${remote})`,
+        );
+      }
+      const active = await this.registry
+        .update(image.id, {
+          fields: { status: 'active' },
+          location: { url: meta.location, metadata: {} },
+          fromState: 'queued',
+        })
+        .catch((err: unknown) => {
+          throw this.registryError(err, image.id);
+        });
+      this.notifier.info(IMAGE_EVENTS.activate, active);
+      this.notifier.info(IMAGE_EVENTS.update, active);
+      return active;
     }
     return image;
+  }
+
+  /** Scenario 2: the bytes are copied in the background; failures leave the image killed. */
+  private async copyFromSource(image: ImageRecord, url: string, store: ImageStore): Promise<void> {
+    try {
+      const remote = await this.sources.open(url);
+      const limit = await this.uploadLimit(image);
+      await this.uploader.upload({
+        image: { ...image, size: image.size || remote.size || 0 },
+        source: remote.stream,
+        store,
+        ...limit,
+        fromClient: false,
+      });
+    } catch (err) {
+      await this.killQueued(image.id);
+      this.notifier.error(IMAGE_EVENTS.upload, `Copy from external source failed: ${(err as Error).message}`);
+      this.logger.warn(`Copy from external source failed for image ${image.id}: ${(err as Error).message}`);
+    }
+  }
+
+  /** The byte limit of an upload: the size cap, or less when the owner's storage quota is nearer. */
+  private async uploadLimit(image: ImageRecord): Promise<{ maxBytes: number; limitReason: 'size_cap' | 'quota' }> {
+    const remaining = await this.quotas.remainingStorage(image.owner, image.id);
+    if (remaining !== null && image.size && image.size > remaining) {
+      throw this.quotas.storageQuotaError(remaining);
+    }
+    if (remaining !== null && remaining < this.config.IMAGE_SIZE_CAP) {
+      return { maxBytes: remaining, limitReason: 'quota' };
+    }
+    return { maxBytes: this.config.IMAGE_SIZE_CAP, limitReason: 'size_cap' };
+  }
+
+  private writableStore(name: string): ImageStore {
+    try {
+      return this.stores.writable(name);
+    } catch (err) {
+      throw ApiError.badRequest((err as Error).message);
+    }
+  }
+
+  private enforceSourcePolicies(ctx: RequestContext, meta: ImageMeta, body: ImageBody, copyFrom?: string): void {
+    if (meta.is_public) this.policy.enforce(ctx, 'publicize_image');
+    if (copyFrom) this.policy.enforce(ctx, 'copy_from');
+    if (body.stream || copyFrom) this.policy.enforce(ctx, 'upload_image');
+    if (meta.location) this.policy.enforce(ctx, 'set_image_location');
+  }
+
+  private rejectMultipleSources(location: string | undefined, copyFrom: string | undefined, body: ImageBody): void {
+    if ([location, copyFrom, body.stream].filter(Boolean).length >= 2) {
+      throw ApiError.badRequest("It's invalid to provide multiple image sources.");
+    }
+  }
+
+  /** Glance's _validate_image_for_activation: data needs valid name and formats (request over stored). */
+  private validateForActivation(meta: ImageMeta, image: ImageRecord): void {
+    validateImageMeta(
+      {
+        name: meta.name !== undefined ? meta.name : image.name,
+        disk_format: meta.disk_format !== undefined ? meta.disk_format : image.disk_format,
+        container_format:
+          meta.container_format !== undefined ? meta.container_format : image.container_format,
+      },
+      this.config,
+    );
   }
 
   async delete(ctx: RequestContext, id: string): Promise<ImageRecord> {
@@ -222,8 +351,9 @@ export class ImagesService {
     }
     // A running upload is stopped first: it removes its own partial bytes.
     this.tracker.abort(id, 'image deleted');
-    const deleted = await this.registry.destroy(id, 'deleted');
-    if (image.location) {
+    const delayed = this.config.DELAYED_DELETE && image.location !== null;
+    const deleted = await this.registry.destroy(id, delayed ? 'pending_delete' : 'deleted');
+    if (image.location && !delayed) {
       try {
         await this.stores.forLocation(image.location).delete(image.location);
       } catch (err) {
@@ -243,26 +373,6 @@ export class ImagesService {
       }
       throw err;
     }
-  }
-
-  private async uploadBody(image: ImageRecord, body: ImageBody, storeName: string | undefined): Promise<ImageRecord> {
-    if (!isOctetStream(body.contentType)) {
-      await this.killQueued(image.id);
-      throw ApiError.badRequest('Content-Type must be application/octet-stream');
-    }
-    let store;
-    try {
-      store = this.stores.writable(storeName ?? this.config.DEFAULT_STORE);
-    } catch (err) {
-      throw ApiError.badRequest((err as Error).message);
-    }
-    return this.uploader.upload({
-      image,
-      source: body.stream!,
-      store,
-      maxBytes: this.config.IMAGE_SIZE_CAP,
-      fromClient: true,
-    });
   }
 
   /** Glance's deserializer: a declared size over the cap is refused before any byte is read. */

@@ -232,6 +232,53 @@ export class ImageRegistry {
     };
   }
 
+  /** Non-deleted images owned by `owner` (IMAGE_COUNT_QUOTA). */
+  async countOwnedImages(owner: string): Promise<number> {
+    return this.db.getRepository(ImageEntity).countBy({ owner, deleted: false });
+  }
+
+  /**
+   * Bytes stored for `owner`, not counting `exceptId` (Glance's
+   * _image_get_disk_usage_by_owner: killed and deleted images don't count).
+   */
+  async storageUsedBy(owner: string, exceptId?: string): Promise<number> {
+    const qb = this.db
+      .getRepository(ImageEntity)
+      .createQueryBuilder('i')
+      .select('COALESCE(SUM(i.size), 0)', 'total')
+      .where('i.owner = :owner', { owner })
+      .andWhere('i.deleted = :deleted', { deleted: false })
+      .andWhere('i.status NOT IN (:...gone)', { gone: ['killed', 'pending_delete', 'deleted'] });
+    if (exceptId) qb.andWhere('i.id <> :exceptId', { exceptId });
+    const row = await qb.getRawOne<{ total: string | number }>();
+    return Number(row?.total ?? 0);
+  }
+
+  /** pending_delete images deleted before `before`, with their (soft-deleted) locations. */
+  async pendingDeletes(before: string, limit = 100): Promise<{ id: string; locations: string[] }[]> {
+    const images = await this.db.getRepository(ImageEntity).find({
+      where: { status: 'pending_delete' },
+      order: { deletedAt: 'ASC' },
+      take: limit,
+    });
+    const due = images.filter((i) => i.deletedAt !== null && i.deletedAt <= before);
+    if (due.length === 0) return [];
+    const locs = await this.db
+      .getRepository(ImageLocationEntity)
+      .findBy({ imageId: In(due.map((i) => i.id)) });
+    return due.map((i) => ({
+      id: i.id,
+      locations: locs.filter((l) => l.imageId === i.id).map((l) => l.value),
+    }));
+  }
+
+  /** pending_delete → deleted once the scrubber removed the data. */
+  async markScrubbed(id: string): Promise<void> {
+    await this.db
+      .getRepository(ImageEntity)
+      .update({ id, status: 'pending_delete' }, { status: 'deleted', updatedAt: nowTimestamp() });
+  }
+
   private async mustGet(id: string): Promise<ImageRecord> {
     const image = await this.get(id, true);
     if (!image) throw new RegistryError(RegistryErrorCode.NotFound, `Image ${id} not found`);

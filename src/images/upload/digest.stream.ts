@@ -1,0 +1,166 @@
+import { Transform } from 'node:stream';
+import type { TransformCallback, TransformOptions } from 'node:stream';
+import { HashWorkerPool } from './hash-worker-pool.js';
+import type { HashDigests, HashSlab } from './hash-worker-pool.js';
+
+export interface DigestResult extends HashDigests {
+  size: number;
+}
+
+export interface DigestStreamOptions extends Pick<
+  TransformOptions,
+  'highWaterMark'
+> {
+  /** Defaults to the process-wide HashWorkerPool.shared(). */
+  pool?: HashWorkerPool;
+  /** Slabs this stream may hold (filling + being hashed) before it stops reading. */
+  maxSlabsInFlight?: number;
+}
+
+export const DEFAULT_MAX_SLABS_IN_FLIGHT = 8;
+
+/**
+ * Pass-through that computes MD5 and SHA-512 of everything written through it
+ * in worker threads. Chunks are forwarded at once; their bytes are copied into
+ * shared slabs which the workers hash while the destination writes. The stream
+ * only stops reading when `maxSlabsInFlight` slabs are still being hashed.
+ */
+export class DigestStream extends Transform {
+  readonly maxSlabsInFlight: number;
+  private readonly pool: HashWorkerPool;
+  private readonly id: number;
+  private readonly outcome: Promise<DigestResult>;
+  private settle!: {
+    resolve: (result: DigestResult) => void;
+    reject: (error: Error) => void;
+  };
+  private byteCount = 0;
+  private slab: HashSlab | undefined;
+  private slabFill = 0;
+  private inFlight = 0;
+  private peakInFlight = 0;
+  private waitingForSlab: (() => void) | undefined;
+  private finished = false;
+
+  constructor(options: DigestStreamOptions = {}) {
+    super({ highWaterMark: options.highWaterMark });
+    this.maxSlabsInFlight =
+      options.maxSlabsInFlight ?? DEFAULT_MAX_SLABS_IN_FLIGHT;
+    if (!Number.isInteger(this.maxSlabsInFlight) || this.maxSlabsInFlight < 1) {
+      throw new RangeError('maxSlabsInFlight must be a positive integer');
+    }
+    this.outcome = new Promise<DigestResult>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // Callers may never ask for the result of a failed upload.
+    this.outcome.catch(() => undefined);
+    this.pool = options.pool ?? HashWorkerPool.shared();
+    this.id = this.pool.open({
+      onSlabReleased: () => this.onSlabReleased(),
+      onFailure: (error) => this.destroy(error),
+    });
+  }
+
+  /** Bytes that have passed through so far. */
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  /** Slabs held right now (the one being filled plus those being hashed). */
+  get slabsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Highest slabsInFlight seen; never above maxSlabsInFlight. */
+  get peakSlabsInFlight(): number {
+    return this.peakInFlight;
+  }
+
+  /** Digests and size; rejects if the stream errored or was destroyed first. */
+  result(): Promise<DigestResult> {
+    return this.outcome;
+  }
+
+  override _transform(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: TransformCallback,
+  ): void {
+    this.byteCount += chunk.length;
+    this.push(chunk);
+    this.copyToSlabs(chunk, 0, callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.slab) this.submitSlab();
+    this.pool.finish(this.id).then(
+      (digests) => {
+        this.finished = true;
+        this.settle.resolve({ ...digests, size: this.byteCount });
+        callback();
+      },
+      (error: Error) => callback(error),
+    );
+  }
+
+  override _destroy(
+    error: Error | null,
+    callback: (error?: Error | null) => void,
+  ): void {
+    if (!this.finished) {
+      this.waitingForSlab = undefined;
+      if (this.slab) {
+        this.pool.discard(this.slab);
+        this.slab = undefined;
+      }
+      this.pool.abort(this.id);
+      this.settle.reject(
+        error ?? new Error('upload stream was closed before it finished'),
+      );
+    }
+    callback(error);
+  }
+
+  private copyToSlabs(
+    chunk: Buffer,
+    offset: number,
+    callback: TransformCallback,
+  ): void {
+    while (offset < chunk.length) {
+      if (this.destroyed) return;
+      if (!this.slab) {
+        if (this.inFlight >= this.maxSlabsInFlight) {
+          this.waitingForSlab = () => this.copyToSlabs(chunk, offset, callback);
+          return;
+        }
+        this.slab = this.pool.acquireSlab(this.id);
+        this.slabFill = 0;
+        this.inFlight++;
+        this.peakInFlight = Math.max(this.peakInFlight, this.inFlight);
+      }
+      const count = Math.min(
+        chunk.length - offset,
+        this.slab.view.length - this.slabFill,
+      );
+      this.slab.view.set(chunk.subarray(offset, offset + count), this.slabFill);
+      this.slabFill += count;
+      offset += count;
+      if (this.slabFill === this.slab.view.length) this.submitSlab();
+    }
+    callback();
+  }
+
+  private submitSlab(): void {
+    if (!this.slab) return;
+    this.pool.submit(this.id, this.slab, this.slabFill);
+    this.slab = undefined;
+    this.slabFill = 0;
+  }
+
+  private onSlabReleased(): void {
+    this.inFlight--;
+    const resume = this.waitingForSlab;
+    this.waitingForSlab = undefined;
+    resume?.();
+  }
+}

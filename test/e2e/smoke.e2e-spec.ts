@@ -1,0 +1,27 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createImage } from '../support/image-builder.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+describe('smoke', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => t.close());
+
+  it('creates, lists and downloads an image', async () => {
+    const data = Buffer.from('hello world');
+    const image = await createImage(t, { data, is_public: true });
+    expect(image.status).toBe('active');
+    const list = await request(t.http).get('/v1/images/detail');
+    expect(list.body.images.map((i: { id: string }) => i.id)).toContain(image.id);
+    const dl = await request(t.http).get(`/v1/images/${image.id}`).buffer(true).parse((res, cb) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => cb(null, Buffer.concat(chunks)));
+    });
+    expect(dl.status).toBe(200);
+    expect(dl.body.equals(data)).toBe(true);
+  });
+});
