@@ -1,4 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
+import { hostname } from 'node:os';
 import {
   IsBoolean,
   IsIn,
@@ -70,6 +71,29 @@ export class AppConfig {
   @IsOptional() @IsString()
   POLICY_FILE?: string;
 
+  /** Keystone base URL (AUTH_STRATEGY=keystone), e.g. http://keystone:5000. */
+  @IsOptional() @IsString()
+  KEYSTONE_URL?: string;
+
+  @IsString()
+  KEYSTONE_SERVICE_USER = 'glance';
+
+  @IsString()
+  KEYSTONE_SERVICE_PASSWORD = '';
+
+  @IsString()
+  KEYSTONE_SERVICE_PROJECT = 'service';
+
+  @IsString()
+  KEYSTONE_SERVICE_USER_DOMAIN = 'Default';
+
+  @IsString()
+  KEYSTONE_SERVICE_PROJECT_DOMAIN = 'Default';
+
+  /** Seconds a validated token is trusted before Keystone is asked again. */
+  @Transform(toInt) @IsInt() @Min(0)
+  KEYSTONE_CACHE_TTL = 300;
+
   /** Largest image accepted, in bytes (Glance's image_size_cap, 1 TiB). */
   @Transform(toInt) @IsInt() @Min(0)
   IMAGE_SIZE_CAP = 1099511627776;
@@ -83,6 +107,38 @@ export class AppConfig {
   @IsIn(['log', 'noop', 'messaging'])
   NOTIFICATION_DRIVER: 'log' | 'noop' | 'messaging' = 'noop';
 
+  /** rabbit://user:pass@host:port/vhost for NOTIFICATION_DRIVER=messaging. */
+  @IsString()
+  TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/';
+
+  /** Exchange the notifications are published to (oslo's control_exchange). */
+  @IsString()
+  NOTIFICATION_EXCHANGE = 'glance';
+
+  /** Routing key prefix: <topic>.info, <topic>.error (oslo's notification_topics). */
+  @IsString()
+  NOTIFICATION_TOPIC = 'notifications';
+
+  /** Most events kept while the broker is unreachable; older ones are dropped and counted. */
+  @Transform(toInt) @IsInt() @Min(1)
+  NOTIFICATION_BUFFER_SIZE = 10000;
+
+  /** Identifies this API node in the database (uploads it runs, heartbeats). */
+  @IsString()
+  NODE_ID = hostname();
+
+  /** Seconds between this node's heartbeats. */
+  @Transform(toInt) @IsInt() @Min(1)
+  HEARTBEAT_INTERVAL = 10;
+
+  /** A saving image whose node has not beaten for this long is killed and its partial data removed. */
+  @Transform(toInt) @IsInt() @Min(1)
+  STALE_UPLOAD_SECONDS = 120;
+
+  /** On SIGTERM, seconds in-flight transfers may take to finish before uploads are killed. */
+  @Transform(toInt) @IsInt() @Min(0)
+  SHUTDOWN_TIMEOUT = 30;
+
   /** Default page size of image lists (Glance's limit_param_default). */
   @Transform(toInt) @IsInt() @Min(1)
   LIMIT_PARAM_DEFAULT = 25;
@@ -90,6 +146,10 @@ export class AppConfig {
   /** Largest page size a client may ask for (Glance's api_limit_max). */
   @Transform(toInt) @IsInt() @Min(1)
   API_LIMIT_MAX = 1000;
+
+  /** Most members one image may have; negative means unlimited (Glance's image_member_quota). */
+  @Transform(toInt) @IsInt()
+  IMAGE_MEMBER_QUOTA = 128;
 
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL = 'log';

@@ -12,11 +12,13 @@ import { QuotaService } from './quota.service.js';
 import { ScrubberService } from './scrubber.service.js';
 import { ImageUploader } from './upload/image-uploader.js';
 import { UploadTracker } from './upload/upload-tracker.js';
+import { UploadReaperService } from './upload/upload-reaper.service.js';
+import { GracefulShutdownService } from './upload/graceful-shutdown.service.js';
 
 @Module({
   imports: [RegistryModule, StoresModule, PolicyModule, NotificationsModule],
   controllers: [ImagesController],
-  providers: [ImagesService, QuotaService, ScrubberService, ExternalSourceService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe],
+  providers: [ImagesService, QuotaService, ScrubberService, UploadReaperService, GracefulShutdownService, ExternalSourceService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe],
   exports: [ImagesService, UploadTracker, ScrubberService],
 })
 export class ImagesModule {}

@@ -6,6 +6,6 @@ import { NotifierService } from './notifier.service.js';
 @Module({
   imports: [EventEmitterModule.forRoot({ wildcard: true, delimiter: '.' })],
   providers: [NotifierService, NotificationRelayListener],
-  exports: [NotifierService],
+  exports: [NotifierService, NotificationRelayListener],
 })
 export class NotificationsModule {}

@@ -1,12 +1,30 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { AppConfig } from '../config/app-config.js';
 import { AuthMiddleware } from './auth.middleware.js';
 import { PolicyGuard } from './policy.guard.js';
 import { PolicyService } from './policy.service.js';
 import { PropertyProtectionService } from './property-protection.service.js';
+import { RateLimitGuard } from './rate-limit.guard.js';
 
 @Module({
-  providers: [PolicyService, PropertyProtectionService, AuthMiddleware, { provide: APP_GUARD, useClass: PolicyGuard }],
+  imports: [
+    ThrottlerModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({
+        throttlers: [{ ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }],
+        setHeaders: false,
+      }),
+    }),
+  ],
+  providers: [
+    PolicyService,
+    PropertyProtectionService,
+    AuthMiddleware,
+    { provide: APP_GUARD, useClass: RateLimitGuard },
+    { provide: APP_GUARD, useClass: PolicyGuard },
+  ],
   exports: [PolicyService, PropertyProtectionService, AuthMiddleware],
 })
 export class PolicyModule {}

@@ -5,17 +5,20 @@ import { ImageEntity } from './entities/image.entity.js';
 import { ImageLocationEntity } from './entities/image-location.entity.js';
 import { ImageMemberEntity } from './entities/image-member.entity.js';
 import { ImagePropertyEntity } from './entities/image-property.entity.js';
+import { ApiNodeEntity } from './entities/api-node.entity.js';
 import { InitialSchema1764237600000 } from './migrations/1764237600000-InitialSchema.js';
+import { UploadNodes1764244800000 } from './migrations/1764244800000-UploadNodes.js';
 
 export const REGISTRY_ENTITIES = [
   ImageEntity,
   ImagePropertyEntity,
   ImageLocationEntity,
   ImageMemberEntity,
+  ApiNodeEntity,
 ];
 
 /** Listed explicitly: globs do not work with ESM and hide what runs. */
-export const REGISTRY_MIGRATIONS = [InitialSchema1764237600000];
+export const REGISTRY_MIGRATIONS = [InitialSchema1764237600000, UploadNodes1764244800000];
 
 /**
  * The one place that turns DATABASE_URL into TypeORM options; used by Nest

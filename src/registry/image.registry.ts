@@ -11,6 +11,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../common/request-context.js';
 import { nowTimestamp } from '../common/timestamps.js';
+import { ApiNodeEntity } from './entities/api-node.entity.js';
 import { ImageEntity } from './entities/image.entity.js';
 import { ImageLocationEntity } from './entities/image-location.entity.js';
 import { ImageMemberEntity } from './entities/image-member.entity.js';
@@ -73,6 +74,8 @@ export interface ImageUpdate {
   location?: LocationData;
   /** Only update when the image is in this state (atomic, Glance's from_state). */
   fromState?: ImageStatus;
+  /** Record (or clear, with null) the API node running the image's upload. */
+  uploadNode?: string | null;
 }
 
 /**
@@ -182,7 +185,11 @@ export class ImageRegistry {
       const qb = tx
         .createQueryBuilder()
         .update(ImageEntity)
-        .set({ ...this.toColumns(change.fields ?? {}), updatedAt: now })
+        .set({
+          ...this.toColumns(change.fields ?? {}),
+          ...(change.uploadNode !== undefined ? { uploadNode: change.uploadNode } : {}),
+          updatedAt: now,
+        })
         .where('id = :id', { id })
         .andWhere('deleted = :deleted', { deleted: false });
       if (change.fromState) qb.andWhere('status = :from', { from: change.fromState });
@@ -277,6 +284,41 @@ export class ImageRegistry {
     await this.db
       .getRepository(ImageEntity)
       .update({ id, status: 'pending_delete' }, { status: 'deleted', updatedAt: nowTimestamp() });
+  }
+
+  /** Images left `saving` by `node` (it restarted), or by nodes whose heartbeat is older than `staleBefore`. */
+  async orphanedUploads(node: string, staleBefore: string | null): Promise<string[]> {
+    const qb = this.db
+      .getRepository(ImageEntity)
+      .createQueryBuilder('i')
+      .select('i.id', 'id')
+      .where('i.status = :saving', { saving: 'saving' });
+    if (staleBefore === null) {
+      qb.andWhere('i.upload_node = :node', { node });
+    } else {
+      qb.andWhere(
+        new Brackets((w) => {
+          w.where('i.upload_node IS NULL').orWhere(
+            'NOT EXISTS (SELECT 1 FROM api_nodes n WHERE n.node_id = i.upload_node AND n.heartbeat_at >= :stale)',
+            { stale: staleBefore },
+          );
+        }),
+      );
+    }
+    const rows = await qb.getRawMany<{ id: string }>();
+    return rows.map((r) => r.id);
+  }
+
+  /** Records that `node` is alive now (insert or update its heartbeat). */
+  async heartbeat(node: string, startedAt?: string): Promise<void> {
+    const now = nowTimestamp();
+    const repo = this.db.getRepository(ApiNodeEntity);
+    const updated = await repo.update({ nodeId: node }, { heartbeatAt: now, ...(startedAt ? { startedAt } : {}) });
+    if (!updated.affected) {
+      await repo.insert({ nodeId: node, startedAt: startedAt ?? now, heartbeatAt: now }).catch(async () => {
+        await repo.update({ nodeId: node }, { heartbeatAt: now });
+      });
+    }
   }
 
   private async mustGet(id: string): Promise<ImageRecord> {

@@ -77,6 +77,10 @@ export class FileStore implements ImageStore {
     await rm(this.pathFromLocation(location), { force: true });
   }
 
+  async removePartial(imageId: string): Promise<void> {
+    await rm(`${this.pathFor(imageId)}.part`, { force: true });
+  }
+
   async check(): Promise<void> {
     try {
       await statfs(this.root);

@@ -48,4 +48,9 @@ export interface ImageStore {
   delete(location: string): Promise<void>;
   /** Health probe: resolves when the backend answers. */
   check(): Promise<void>;
+  /**
+   * Removes whatever an interrupted `add` of `imageId` may have left (a
+   * process killed mid-upload cannot clean up after itself).
+   */
+  removePartial?(imageId: string): Promise<void>;
 }

@@ -60,6 +60,7 @@ export class ImageUploader {
       saving = await this.registry.update(id, {
         fields: { status: 'saving' },
         fromState: 'queued',
+        uploadNode: this.config.NODE_ID,
       });
     } catch (err) {
       if (
@@ -78,8 +79,8 @@ export class ImageUploader {
     try {
       ({ stored, digest } = await this.streamToStore(request, signal));
     } catch (err) {
-      this.tracker.end(id);
       await this.kill(id);
+      this.tracker.end(id);
       const apiError = this.uploadError(err, request, signal);
       this.notifier.error(IMAGE_EVENTS.upload, apiError.message);
       throw apiError;

@@ -19,6 +19,7 @@ import type { ImageMemberEntity } from './image-member.entity.js';
 @Index('ix_images_checksum', ['checksum'])
 @Index('ix_images_updated_at', ['updatedAt'])
 @Index('ix_images_status', ['status'])
+@Index('ix_images_status_upload_node', ['status', 'uploadNode'])
 export class ImageEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
@@ -95,6 +96,10 @@ export class ImageEntity {
 
   @Column({ type: 'boolean', default: false })
   deleted: boolean;
+
+  /** NODE_ID of the API node running this image's upload (internal, never serialised). */
+  @Column({ name: 'upload_node', type: 'varchar', length: 255, nullable: true })
+  uploadNode: string | null;
 
   @OneToMany('ImagePropertyEntity', 'image')
   properties?: Relation<ImagePropertyEntity[]>;
