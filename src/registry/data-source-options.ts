@@ -60,7 +60,9 @@ export function buildDataSourceOptions(databaseUrl: string): DataSourceOptions {
   };
   if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') {
     const schema = url.searchParams.get('schema') ?? undefined;
-    return { ...common, ...base, type: 'postgres', schema, extra: { max: 20 } };
+    // Raw SQL fragments name tables without a schema: search_path must agree.
+    const options = schema ? `-c search_path=${schema}` : undefined;
+    return { ...common, ...base, type: 'postgres', schema, extra: { max: 20, options } };
   }
   if (url.protocol === 'mysql:' || url.protocol === 'mariadb:') {
     return {

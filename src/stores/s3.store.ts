@@ -7,6 +7,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -146,8 +147,8 @@ export class S3Store implements ImageStore {
     } catch (err) {
       reader.abandon();
       requests.abort();
-      // MUTANT
-      if (writing) await this.discard(imageId, uploadId);
+      await inFlight?.catch(() => {});
+      if (writing) await this.discard(imageId);
       if (signal?.aborted) throw signal.reason;
       if (reader.sourceError !== undefined) throw reader.sourceError;
       const error = toStoreError(err, `add ${imageId}`);
@@ -197,17 +198,21 @@ export class S3Store implements ImageStore {
     });
   }
 
-  /** Best effort: removes an unfinished upload's parts and any object that got written. */
-  private async discard(key: string, uploadId?: string): Promise<void> {
-    const target = { Bucket: this.bucket, Key: key };
-    if (uploadId) {
-      const abort = new AbortMultipartUploadCommand({
-        ...target,
-        UploadId: uploadId,
-      });
+  /**
+   * Best effort: aborts every unfinished upload of `key`, including one whose
+   * create was cut off before its id arrived, and deletes any written object.
+   */
+  private async discard(key: string): Promise<void> {
+    const Bucket = this.bucket;
+    const list = new ListMultipartUploadsCommand({ Bucket, Prefix: key });
+    const listed = await this.client.send(list).catch(() => undefined);
+    for (const { Key, UploadId } of listed?.Uploads ?? []) {
+      if (Key !== key) continue;
+      const abort = new AbortMultipartUploadCommand({ Bucket, Key, UploadId });
       await this.client.send(abort).catch(() => {});
     }
-    await this.client.send(new DeleteObjectCommand(target)).catch(() => {});
+    const remove = new DeleteObjectCommand({ Bucket, Key: key });
+    await this.client.send(remove).catch(() => {});
   }
 
   private ensureBucket(): Promise<void> {

@@ -48,7 +48,6 @@ export class SwiftStore implements ImageStore {
 
   private readonly options: Required<SwiftStoreOptions>;
   private auth?: Promise<{ token: string; storageUrl: string }>;
-  private containerReady?: Promise<void>;
 
   constructor(options: SwiftStoreOptions) {
     this.options = {
@@ -72,7 +71,7 @@ export class SwiftStore implements ImageStore {
     const written: string[] = [];
     const location = `${PREFIX}${enc(this.options.container)}/${enc(imageId)}`;
     try {
-      await this.ensureContainer(signal);
+      await this.prepareContainer(signal);
       if (
         expectedSize !== null &&
         expectedSize <= this.options.largeObjectSize
@@ -91,10 +90,7 @@ export class SwiftStore implements ImageStore {
       }
       if (signal?.aborted) throw signal.reason;
       if (reader.sourceError !== undefined) throw reader.sourceError;
-      const error = toStoreError(err, `add ${imageId}`);
-      if (error.code !== StoreErrorCode.NotFound) throw error;
-      const message = `container ${this.options.container} is missing`;
-      throw new StoreError(StoreErrorCode.Unavailable, message);
+      throw toStoreError(err, `add ${imageId}`);
     } finally {
       signal?.removeEventListener('abort', stop);
     }
@@ -116,9 +112,8 @@ export class SwiftStore implements ImageStore {
     return contentLength(res) ?? 0;
   }
 
-  async delete(location: string): Promise<void> {
-    const path = parseLocation(location);
-    await this.deleteObject(...path);
+  delete(location: string): Promise<void> {
+    return this.deleteObject(...parseLocation(location));
   }
 
   async check(): Promise<void> {
@@ -197,20 +192,16 @@ export class SwiftStore implements ImageStore {
     if (status >= 300) throw statusError(status, `DELETE ${object}: ${text}`);
   }
 
-  private ensureContainer(signal?: AbortSignal): Promise<void> {
-    if (!this.options.createContainer) return Promise.resolve();
-    this.containerReady ??= this.call('PUT', [this.options.container], {
-      signal,
-    })
-      .then((res) => {
-        res.resume();
-        if (res.statusCode >= 300) throw failed(res, 'PUT container');
-      })
-      .catch((err) => {
-        this.containerReady = undefined;
-        throw err;
-      });
-    return this.containerReady;
+  /** Creates or checks the container before each add; this also renews a stale token. */
+  private async prepareContainer(signal?: AbortSignal): Promise<void> {
+    const method = this.options.createContainer ? 'PUT' : 'HEAD';
+    const res = await this.call(method, [this.options.container], { signal });
+    res.resume();
+    if (res.statusCode === 404) {
+      const message = `container ${this.options.container} is missing`;
+      throw new StoreError(StoreErrorCode.Unavailable, message);
+    }
+    if (res.statusCode >= 300) throw failed(res, `${method} container`);
   }
 
   /** An authenticated request; re-authenticates once on 401 when the body can be replayed. */
@@ -244,10 +235,8 @@ export class SwiftStore implements ImageStore {
         if (typeof token === 'string' && typeof storageUrl === 'string') {
           return { token, storageUrl };
         }
-        throw new StoreError(
-          StoreErrorCode.Unavailable,
-          'swift auth: no token',
-        );
+        const message = 'swift auth: no token in the answer';
+        throw new StoreError(StoreErrorCode.Unavailable, message);
       })
       .catch((err) => {
         this.auth = undefined;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { AppModule } from '../../src/app.module.js';
 import { AppConfig, loadConfig } from '../../src/config/app-config.js';
 import { configureApp } from '../../src/configure-app.js';
+import { createTestDatabase } from './test-database.js';
 
 export interface TestApp {
   app: INestApplication;
@@ -27,8 +28,9 @@ export interface TestApp {
 export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'glance-test-'));
   const storeDir = join(dir, 'images');
+  const database = env.DATABASE_URL ? null : await createTestDatabase(dir);
   const config = loadConfig({
-    DATABASE_URL: `sqlite:${join(dir, 'glance.sqlite')}`,
+    DATABASE_URL: database?.url ?? env.DATABASE_URL,
     FILESYSTEM_STORE_DATADIR: storeDir,
     NOTIFICATION_DRIVER: 'noop',
     LOG_LEVEL: 'error',
@@ -49,6 +51,7 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     storeDir,
     async close() {
       await app.close();
+      await database?.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
