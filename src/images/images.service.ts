@@ -125,7 +125,8 @@ export class ImagesService {
     if (meta.store && !this.stores.has(meta.store)) {
       throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
     }
-    if (meta.id !== undefined && !validId(meta.id ?? '')) {
+    // Glance's registry takes only canonical UUIDs (others could never be list markers).
+    if (meta.id && !isCanonicalUuid(meta.id)) {
       throw ApiError.badRequest('Invalid image id format');
     }
     if (location || copyFrom) await this.sources.validate((location ?? copyFrom)!);
@@ -139,7 +140,8 @@ export class ImagesService {
         id: meta.id ?? undefined,
         owner: ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner,
         size,
-        status: meta.size === 0 ? 'active' : 'queued',
+        // Size 0 with nothing to upload is a complete (empty) image, as in Glance.
+        status: meta.size === 0 && !body.stream && !copyFrom && !location ? 'active' : 'queued',
         properties: meta.properties,
       });
     } catch (err) {
@@ -377,7 +379,8 @@ export class ImagesService {
 
   /** Glance's deserializer: a declared size over the cap is refused before any byte is read. */
   private checkDeclaredSize(meta: ImageMeta, body: ImageBody): void {
-    const declared = body.contentLength ?? meta.size ?? null;
+    // A Content-Length of 0 (a reserve) must not hide the declared x-image-meta-size.
+    const declared = body.contentLength || (meta.size ?? null);
     if (declared !== null && declared > this.config.IMAGE_SIZE_CAP) {
       throw ApiError.badRequest(
         `Denying attempt to upload image larger than ${this.config.IMAGE_SIZE_CAP} bytes.`,
@@ -432,5 +435,10 @@ function boolish(value: string): boolean {
 /** Ids are checked before any lookup: 36 chars max, no path or control characters. */
 export function validId(id: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$/.test(id);
+}
+
+/** Glance's is_uuid_like: str(uuid.UUID(id)) == id, lowercase 8-4-4-4-12 hex. */
+function isCanonicalUuid(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id);
 }
 
