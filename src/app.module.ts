@@ -1,6 +1,9 @@
 import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { ConfigModule } from './config/config.module.js';
+import { HealthModule } from './health/health.module.js';
 import { ImagesModule } from './images/images.module.js';
+import { MembersModule } from './members/members.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { NotificationsModule } from './notifications/notifications.module.js';
 import { AuthMiddleware } from './policy/auth.middleware.js';
 import { PolicyModule } from './policy/policy.module.js';
@@ -16,6 +19,9 @@ import { VersionsController } from './versions.controller.js';
     PolicyModule,
     NotificationsModule,
     ImagesModule,
+    MembersModule,
+    HealthModule,
+    MetricsModule,
   ],
   controllers: [VersionsController],
 })

@@ -154,6 +154,14 @@ export class AppConfig {
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL = 'log';
 
+  /** json: one JSON object per line on stdout (pino); text: Nest's human-readable console format. */
+  @IsIn(['json', 'text'])
+  LOG_FORMAT: 'json' | 'text' = 'json';
+
+  /** One info line per request: method, path, status, duration, bytes. */
+  @Transform(toBool) @IsBoolean()
+  ACCESS_LOG = true;
+
   @IsOptional() @IsString()
   PROPERTY_PROTECTION_FILE?: string;
 

@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { buildDataSourceOptions } from './data-source-options.js';
 import { ImageRegistry } from './image.registry.js';
+import { MemberRegistry } from './member.registry.js';
 
 @Module({
   imports: [
@@ -16,7 +17,7 @@ import { ImageRegistry } from './image.registry.js';
       }),
     }),
   ],
-  providers: [ImageRegistry],
-  exports: [ImageRegistry],
+  providers: [ImageRegistry, MemberRegistry],
+  exports: [ImageRegistry, MemberRegistry],
 })
 export class RegistryModule {}

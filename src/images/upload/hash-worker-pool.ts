@@ -126,7 +126,7 @@ export class HashWorkerPool {
     this.slabSize = options.slabSize ?? DEFAULT_SLAB_SIZE;
     this.maxIdleSlabs = options.maxIdleSlabs ?? DEFAULT_MAX_IDLE_SLABS;
     if (!Number.isInteger(this.slabSize) || this.slabSize <= 0) {
-      throw new RangeError(`slabSize must be a positive integer`);
+      throw new RangeError('slabSize must be a positive integer');
     }
     this.workers = {
       md5: this.spawn('md5'),
