@@ -4,6 +4,10 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { LocationRedactionInterceptor } from './common/location-redaction.interceptor.js';
 import { versionNegotiation } from './common/version-negotiation.middleware.js';
+import { AppConfig } from './config/app-config.js';
+import { accessLogMiddleware } from './logging/access-log.middleware.js';
+import { requestIdMiddleware } from './logging/request-id.middleware.js';
+import { HttpMetrics } from './metrics/http.metrics.js';
 
 /**
  * Everything global about the HTTP app, shared by main.ts and the tests so
@@ -15,6 +19,10 @@ export function configureApp(app: INestApplication): INestApplication {
   express.disable('etag');
   express.set('trust proxy', false);
   express.set('query parser', 'simple');
+  const config = app.get(AppConfig);
+  express.use(requestIdMiddleware);
+  if (config.ACCESS_LOG) express.use(accessLogMiddleware(config.LOG_FORMAT));
+  express.use(app.get(HttpMetrics).middleware);
   express.use(versionNegotiation);
   app.useGlobalFilters(new ApiExceptionFilter());
   app.useGlobalInterceptors(new LocationRedactionInterceptor());

@@ -4,16 +4,14 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
+import { createAppLogger } from './logging/app-logger.js';
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
   // Image bodies are streams: no body parser may read them.
   const app = await NestFactory.create(AppModule, {
     bodyParser: false,
-    logger: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'].slice(
-      0,
-      ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'].indexOf(config.LOG_LEVEL) + 1,
-    ) as never,
+    logger: createAppLogger(config),
   });
   configureApp(app);
   await app.listen(config.PORT, config.HOST);

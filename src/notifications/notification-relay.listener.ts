@@ -3,6 +3,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import { hostname } from 'node:os';
 import { AppConfig } from '../config/app-config.js';
 import { AmqpPublisher } from './amqp-publisher.js';
+import type { NotificationStats } from '../metrics/notification-stats.interface.js';
 import { ImageNotification } from './image-notification.js';
 
 /**
@@ -11,7 +12,7 @@ import { ImageNotification } from './image-notification.js';
  * oslo.messaging envelope (never blocking a request), `noop` drops them.
  */
 @Injectable()
-export class NotificationRelayListener implements OnModuleInit, OnApplicationShutdown {
+export class NotificationRelayListener implements NotificationStats, OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Notification');
   private publisher: AmqpPublisher | null = null;
 
@@ -38,9 +39,14 @@ export class NotificationRelayListener implements OnModuleInit, OnApplicationShu
     await this.publisher?.close();
   }
 
-  /** Events waiting for the broker, and events dropped because the buffer was full. */
-  get stats(): { queueDepth: number; dropped: number } {
-    return { queueDepth: this.publisher?.queueDepth ?? 0, dropped: this.publisher?.dropped ?? 0 };
+  /** Events waiting for the broker (NotificationStats, read by the metrics). */
+  get queueDepth(): number {
+    return this.publisher?.queueDepth ?? 0;
+  }
+
+  /** Events dropped because the buffer was full. */
+  get dropped(): number {
+    return this.publisher?.dropped ?? 0;
   }
 
   @OnEvent('image.*')

@@ -1,10 +1,10 @@
 import { Injectable, Logger, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { randomUUID } from 'node:crypto';
 import { ApiError, ApiErrorCode } from '../common/api-error.js';
 import { RequestContext } from '../common/request-context.js';
 import { attachContext } from '../common/request-context.accessor.js';
 import { AppConfig } from '../config/app-config.js';
+import { requestIdOf } from '../logging/request-id.js';
 import { KeystoneAuthError, KeystoneTokenValidator } from './keystone-token.validator.js';
 
 function header(req: Request, name: string): string | null {
@@ -49,7 +49,7 @@ export class AuthMiddleware implements NestMiddleware {
   }
 
   use(req: Request, _res: Response, next: NextFunction): void {
-    const requestId = `req-${randomUUID()}`;
+    const requestId = requestIdOf(req);
     switch (this.config.AUTH_STRATEGY) {
       case 'keystone':
         this.fromKeystone(req, requestId).then(

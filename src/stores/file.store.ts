@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -83,7 +84,8 @@ export class FileStore implements ImageStore {
 
   async check(): Promise<void> {
     try {
-      await statfs(this.root);
+      if (!(await stat(this.root)).isDirectory()) throw new Error('not a directory');
+      await access(this.root, constants.W_OK);
     } catch (err) {
       throw new StoreError(StoreErrorCode.Unavailable, `File store directory unavailable`, {
         cause: err,

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { RequestContext } from '../../common/request-context.js';
+import { TransferMetrics } from '../../metrics/transfer.metrics.js';
 import { IMAGE_EVENTS, type ImageSendPayload } from '../../notifications/image-notification.js';
 import { NotifierService } from '../../notifications/notifier.service.js';
 import type { ImageRecord } from '../../registry/image-record.js';
@@ -17,7 +18,10 @@ import { SizeCheckedStream, SizeMismatchError } from './size-checked.stream.js';
 export class ImageDownloader {
   private readonly logger = new Logger('Download');
 
-  constructor(private readonly notifier: NotifierService) {}
+  constructor(
+    private readonly notifier: NotifierService,
+    private readonly transfers: TransferMetrics,
+  ) {}
 
   async send(
     ctx: RequestContext,
@@ -48,6 +52,7 @@ export class ImageDownloader {
       }
       res.destroy();
     } finally {
+      this.transfers.addDownloaded(checker.bytesSent);
       const payload: ImageSendPayload = {
         bytes_sent: checker.bytesSent,
         image_id: image.id,

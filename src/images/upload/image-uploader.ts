@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiError, ApiErrorCode } from '../../common/api-error.js';
 import { AppConfig } from '../../config/app-config.js';
+import { TransferMetrics } from '../../metrics/transfer.metrics.js';
 import { IMAGE_EVENTS } from '../../notifications/image-notification.js';
 import { NotifierService } from '../../notifications/notifier.service.js';
 import { ImageRegistry } from '../../registry/image.registry.js';
@@ -50,6 +51,7 @@ export class ImageUploader {
     private readonly notifier: NotifierService,
     private readonly tracker: UploadTracker,
     private readonly config: AppConfig,
+    private readonly transfers: TransferMetrics,
   ) {}
 
   async upload(request: UploadRequest): Promise<ImageRecord> {
@@ -86,6 +88,7 @@ export class ImageUploader {
       throw apiError;
     }
     this.tracker.end(id);
+    this.transfers.addUploaded(digest.size);
 
     const supplied = { size: image.size, checksum: image.checksum };
     for (const [attr, actual] of [

@@ -1,0 +1,25 @@
+import type { LoggerService, LogLevel } from '@nestjs/common';
+import type { AppConfig } from '../config/app-config.js';
+import { PinoLogger } from './pino.logger.js';
+import { RequestAwareConsoleLogger } from './request-aware-console.logger.js';
+
+const NEST_LEVELS: LogLevel[] = [
+  'fatal',
+  'error',
+  'warn',
+  'log',
+  'debug',
+  'verbose',
+];
+
+/** The process-wide logger chosen by LOG_FORMAT and LOG_LEVEL. */
+export function createAppLogger(
+  config: Pick<AppConfig, 'LOG_FORMAT' | 'LOG_LEVEL'>,
+): LoggerService {
+  const level = config.LOG_LEVEL as LogLevel;
+  if (config.LOG_FORMAT === 'text') {
+    const logLevels = NEST_LEVELS.slice(0, NEST_LEVELS.indexOf(level) + 1);
+    return new RequestAwareConsoleLogger({ logLevels });
+  }
+  return new PinoLogger({ level });
+}

@@ -1,0 +1,20 @@
+import { Controller, Get, Res } from '@nestjs/common';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Registry } from 'prom-client';
+
+/** Prometheus scrape endpoint; outside the versioned API and without auth, like /healthcheck. */
+@ApiTags('operations')
+@Controller('metrics')
+export class MetricsController {
+  constructor(private readonly registry: Registry) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
+  @ApiResponse({ status: 200, description: 'text/plain; version=0.0.4' })
+  async scrape(@Res() res: Response): Promise<void> {
+    const body = await this.registry.metrics();
+    res.status(200).setHeader('Content-Type', this.registry.contentType);
+    res.send(body);
+  }
+}
