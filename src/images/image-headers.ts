@@ -8,7 +8,7 @@ function headerText(value: unknown): string {
 
 /** UTF-8 bytes carried in a latin1 string: how Node writes non-ASCII header values unchanged. */
 function encodeHeaderValue(value: string): string {
-  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+  return /[\u0080-\uffff]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
 }
 
 /**

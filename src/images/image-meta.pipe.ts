@@ -26,7 +26,7 @@ export const ImageMetaHeaders = createParamDecorator(
 
 /** Node hands header bytes over as latin1; clients send UTF-8 (Glance encodes headers so). */
 export function decodeHeaderValue(value: string): string {
-  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+  return /[\u0080-\uffff]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
 }
 
 /**
