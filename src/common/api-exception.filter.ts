@@ -23,6 +23,23 @@ const STORE_STATUS: Record<StoreErrorCode, ApiErrorCode> = {
   [StoreErrorCode.Forbidden]: ApiErrorCode.BadRequest,
 };
 
+/** How long a refused upload's remaining body is read and dropped before the connection is cut. */
+const DISCARD_BODY_MS = 30_000;
+
+/**
+ * A refused upload's client may still be sending: clients such as
+ * python-requests read the answer only after the whole body went out, and a
+ * closed socket turns the answer into a broken pipe. Drop the rest of the body
+ * (as eventlet's wsgi server does for Glance), bounded in time.
+ */
+function discardBody(req: Request): void {
+  const timer = setTimeout(() => req.socket.destroy(), DISCARD_BODY_MS);
+  timer.unref();
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
+}
+
 const REGISTRY_STATUS: Record<RegistryErrorCode, ApiErrorCode> = {
   [RegistryErrorCode.NotFound]: ApiErrorCode.NotFound,
   [RegistryErrorCode.Duplicate]: ApiErrorCode.Conflict,
@@ -48,8 +65,7 @@ export class ApiExceptionFilter implements ExceptionFilter {
       res.destroy();
       return;
     }
-    // An unread request body (a refused upload) must not be read to its end.
-    if (!req.complete) res.setHeader('Connection', 'close');
+    if (!req.complete && !req.destroyed) discardBody(req);
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     const body = `${status} ${STATUS_CODES[status] ?? ''}\n\n${message}\n\n`;
     res.status(status).type('text/plain; charset=UTF-8');

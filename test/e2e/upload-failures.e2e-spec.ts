@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { PassThrough } from 'node:stream';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  expectError,
+  md5,
+  storeFiles,
+  storeFilesOf,
+  waitFor,
+} from '../support/image-assertions.js';
+import { createImage, metaHeaders } from '../support/image-builder.js';
+import { chunksOf, portOf, rawRequest, slowBody } from '../support/raw-http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const CAP = 1000;
+
+async function statusOf(t: TestApp, id: string): Promise<string | undefined> {
+  const res = await request(t.http).head(`/v1/images/${id}`);
+  return res.status === 200
+    ? res.headers['x-image-meta-status']
+    : `HTTP ${res.status}`;
+}
+
+describe('uploads that fail (IMAGE_SIZE_CAP=1000)', () => {
+  let t: TestApp;
+  let port: number;
+  beforeAll(async () => {
+    t = await createTestApp({ IMAGE_SIZE_CAP: String(CAP) });
+    port = await portOf(t);
+  });
+  afterAll(async () => t?.close());
+
+  describe('size cap', () => {
+    it('refuses a declared x-image-meta-size over the cap before creating anything', async () => {
+      const id = randomUUID();
+      const res = await request(t.http)
+        .post('/v1/images')
+        .set(metaHeaders({ id, size: CAP + 1 }));
+      expectError(
+        res,
+        400,
+        `Denying attempt to upload image larger than ${CAP} bytes.`,
+      );
+      expect((await request(t.http).head(`/v1/images/${id}`)).status).toBe(404);
+    });
+
+    it('refuses a Content-Length over the cap before reading the body', async () => {
+      const id = randomUUID();
+      const res = await rawRequest(port, {
+        method: 'POST',
+        path: '/v1/images',
+        headers: {
+          ...metaHeaders({ id }),
+          'content-type': 'application/octet-stream',
+          'content-length': String(CAP + 1),
+        },
+        body: Buffer.alloc(CAP + 1, 1),
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.toString()).toContain(
+        `Denying attempt to upload image larger than ${CAP} bytes.`,
+      );
+      expect((await request(t.http).head(`/v1/images/${id}`)).status).toBe(404);
+      expect(storeFilesOf(t, id)).toEqual([]);
+    });
+
+    it('refuses a Content-Length over the cap on an update too', async () => {
+      const image = await createImage(t, { name: 'capped-update' });
+      const res = await rawRequest(port, {
+        method: 'PUT',
+        path: `/v1/images/${image.id}`,
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(CAP + 1),
+        },
+        body: Buffer.alloc(CAP + 1, 1),
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.toString()).toContain(`larger than ${CAP} bytes`);
+      expect(await statusOf(t, image.id)).toBe('queued');
+    });
+
+    it('accepts a chunked body of exactly the cap', async () => {
+      const id = randomUUID();
+      const chunks = chunksOf(CAP, 4);
+      const res = await rawRequest(port, {
+        method: 'POST',
+        path: '/v1/images',
+        headers: {
+          ...metaHeaders({ id }),
+          'content-type': 'application/octet-stream',
+        },
+        body: slowBody(chunks, 1),
+      });
+      expect(res.status).toBe(201);
+      const image = JSON.parse(res.body.toString()).image;
+      expect(image).toMatchObject({
+        id,
+        status: 'active',
+        size: CAP,
+        checksum: md5(Buffer.concat(chunks)),
+      });
+      expect(storeFilesOf(t, id)).toEqual([id]);
+    });
+
+    // The client stops writing once it has crossed the cap and waits for the answer:
+    // bytes still in flight when the server closes would reset the connection.
+    it('answers 413 to a chunked body that grows over the cap, kills the image and leaves no file', async () => {
+      const id = randomUUID();
+      const body = new PassThrough();
+      const answer = rawRequest(port, {
+        method: 'POST',
+        path: '/v1/images',
+        headers: {
+          ...metaHeaders({ id }),
+          'content-type': 'application/octet-stream',
+        },
+        body,
+      });
+      body.write(Buffer.alloc(600, 1));
+      body.write(Buffer.alloc(600, 2));
+      const res = await answer;
+      body.end();
+      expect(res.status).toBe(413);
+      expect(res.body.toString()).toContain(
+        `Denying attempt to upload image larger than ${CAP} bytes.`,
+      );
+      expect(await statusOf(t, id)).toBe('killed');
+      expect(storeFilesOf(t, id)).toEqual([]);
+      expect(storeFiles(t).filter((f) => f.endsWith('.part'))).toEqual([]);
+    });
+
+    it('answers 413 to a chunked PUT over the cap and kills the queued image', async () => {
+      const image = await createImage(t, { name: 'capped-put' });
+      const body = new PassThrough();
+      const answer = rawRequest(port, {
+        method: 'PUT',
+        path: `/v1/images/${image.id}`,
+        headers: { 'content-type': 'application/octet-stream' },
+        body,
+      });
+      body.write(Buffer.alloc(CAP + 1, 3));
+      const res = await answer;
+      body.end();
+      expect(res.status).toBe(413);
+      expect(res.body.toString()).toContain(`larger than ${CAP} bytes`);
+      expect(await statusOf(t, image.id)).toBe('killed');
+      expect(storeFilesOf(t, image.id)).toEqual([]);
+    });
+  });
+
+  describe('client disconnect', () => {
+    it('kills the image and removes its partial data when the client goes away mid-upload', async () => {
+      const id = randomUUID();
+      const req = http.request({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/v1/images',
+        headers: {
+          ...metaHeaders({ id }),
+          'content-type': 'application/octet-stream',
+        },
+        agent: false,
+      });
+      req.on('error', () => undefined);
+      req.write(Buffer.alloc(300, 7));
+      // The image is saving once the server started to consume the body.
+      await waitFor(
+        async () => (await statusOf(t, id)) === 'saving',
+        'the upload to start',
+      );
+      req.write(Buffer.alloc(100, 8));
+      await new Promise((r) => setTimeout(r, 20));
+      req.socket?.destroy();
+      req.destroy();
+
+      await waitFor(
+        async () => (await statusOf(t, id)) === 'killed',
+        'the image to be killed',
+      );
+      await waitFor(
+        () => storeFilesOf(t, id).length === 0,
+        'the partial file to be removed',
+      );
+      const listed = await request(t.http).get(
+        '/v1/images/detail?is_public=None',
+      );
+      expect(listed.body.images.map((i: { id: string }) => i.id)).not.toContain(
+        id,
+      );
+      expect((await request(t.http).get(`/v1/images/${id}`)).status).toBe(404);
+    });
+  });
+
+  describe('delete during an upload', () => {
+    it('stops the upload (412), and leaves the image deleted with no data', async () => {
+      const id = randomUUID();
+      const body = new PassThrough();
+      const upload = rawRequest(port, {
+        method: 'POST',
+        path: '/v1/images',
+        headers: {
+          ...metaHeaders({ id }),
+          'content-type': 'application/octet-stream',
+        },
+        body,
+      });
+      body.write(Buffer.alloc(300, 4));
+      await waitFor(
+        async () => (await statusOf(t, id)) === 'saving',
+        'the upload to start',
+      );
+      expect((await request(t.http).delete(`/v1/images/${id}`)).status).toBe(
+        200,
+      );
+      const res = await upload;
+      body.end();
+      expect(res.status).toBe(412);
+      expect(res.body.toString()).toContain(
+        `Image ${id} could not be found after upload`,
+      );
+      expect(await statusOf(t, id)).toBe('deleted');
+      await waitFor(
+        () => storeFilesOf(t, id).length === 0,
+        'the partial file to be removed',
+      );
+    });
+  });
+
+  describe('concurrent uploads to one queued image', () => {
+    it('lets exactly one PUT win; the other gets 409 and leaves no data', async () => {
+      const image = await createImage(t, { name: 'raced' });
+      const data = [Buffer.alloc(600, 0x41), Buffer.alloc(700, 0x42)];
+      const bodies = [new PassThrough(), new PassThrough()];
+      const answers = bodies.map((body) =>
+        rawRequest(port, {
+          method: 'PUT',
+          path: `/v1/images/${image.id}`,
+          headers: { 'content-type': 'application/octet-stream' },
+          body,
+        }),
+      );
+      // Both requests are in flight with part of their bytes sent before either can finish.
+      bodies.forEach((body, n) => body.write(data[n].subarray(0, 100)));
+      const first = await Promise.race(
+        answers.map((a, n) => a.then((res) => ({ res, n }))),
+      );
+      expect(first.res.status).toBe(409);
+      expect(first.res.body.toString()).toMatch(
+        /Cannot upload to an unqueued image|Image operation conflicts/,
+      );
+      const w = 1 - first.n;
+      bodies[first.n].end();
+      bodies[w].end(data[w].subarray(100));
+      const won = await answers[w];
+      expect(won.status).toBe(200);
+      expect(JSON.parse(won.body.toString()).image).toMatchObject({
+        status: 'active',
+        size: data[w].length,
+        checksum: md5(data[w]),
+      });
+
+      const head = await request(t.http).head(`/v1/images/${image.id}`);
+      expect(head.headers['x-image-meta-status']).toBe('active');
+      expect(head.headers['x-image-meta-checksum']).toBe(md5(data[w]));
+      expect(storeFilesOf(t, image.id)).toEqual([image.id]);
+      const dl = await rawRequest(port, {
+        method: 'GET',
+        path: `/v1/images/${image.id}`,
+      });
+      expect(dl.body.equals(data[w])).toBe(true);
+    });
+  });
+});

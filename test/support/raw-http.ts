@@ -1,0 +1,111 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import type { TestApp } from './test-app.js';
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  /** True when the connection failed or closed before the announced body arrived. */
+  aborted: boolean;
+}
+
+/** The app's loopback port; starts listening on an ephemeral port the first time (supertest reuses it). */
+export async function portOf(t: TestApp): Promise<number> {
+  const server = t.http as http.Server;
+  if (!server.listening) {
+    await new Promise<void>((resolve) =>
+      server.listen(0, '127.0.0.1', resolve),
+    );
+  }
+  return (server.address() as AddressInfo).port;
+}
+
+export interface RawRequestOptions {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  /** Sent chunked unless headers carry a Content-Length. */
+  body?: Readable | Buffer;
+}
+
+/**
+ * One request over node:http with a fresh connection. Resolves with the
+ * response as soon as it arrives, even when the server answered before
+ * reading the whole body (write errors after that are expected and ignored).
+ * A connection dropped mid-body yields `aborted: true` with the bytes received.
+ */
+export function rawRequest(
+  port: number,
+  options: RawRequestOptions,
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      method: options.method,
+      path: options.path,
+      headers: { connection: 'close', ...options.headers },
+      agent: false,
+    });
+    let answered = false;
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    req.on('response', (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      let aborted = false;
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('aborted', () => (aborted = true));
+      res.on('error', () => (aborted = true));
+      res.on('close', () => {
+        const body = Buffer.concat(chunks);
+        const length = res.headers['content-length'];
+        if (!res.complete) aborted = true;
+        if (length !== undefined && body.length !== Number(length))
+          aborted = true;
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body,
+          aborted,
+        });
+      });
+    });
+    const body = options.body;
+    if (body === undefined) {
+      req.end();
+    } else if (Buffer.isBuffer(body)) {
+      req.end(body);
+    } else {
+      body.on('error', (err) => req.destroy(err));
+      body.pipe(req);
+    }
+  });
+}
+
+/** A body that pushes `chunks` one by one, `delayMs` apart: uploads that overlap in time. */
+export function slowBody(chunks: Buffer[], delayMs: number): Readable {
+  let next = 0;
+  return new Readable({
+    read() {
+      if (next >= chunks.length) {
+        this.push(null);
+        return;
+      }
+      const chunk = chunks[next++];
+      setTimeout(() => this.push(chunk), delayMs);
+    },
+  });
+}
+
+/** `size` bytes of `fill`, cut into `count` roughly equal chunks. */
+export function chunksOf(size: number, count: number, fill = 0x61): Buffer[] {
+  const data = Buffer.alloc(size, fill);
+  const step = Math.ceil(size / count);
+  const out: Buffer[] = [];
+  for (let i = 0; i < size; i += step) out.push(data.subarray(i, i + step));
+  return out;
+}
