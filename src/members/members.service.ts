@@ -24,6 +24,9 @@ export interface SharedImageView {
 /** Width of image_members.member. */
 const MAX_MEMBER_LENGTH = 255;
 
+/** No tenant id holds these, and PostgreSQL cannot even compare text with a NUL (a 500). */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
 /**
  * Glance v1 image membership rules (api/v1/members.py over
  * registry/api/v1/members.py). Callers who cannot see an image get 404;
@@ -104,6 +107,7 @@ export class MembersService {
     this.policy.enforce(ctx, 'delete_member');
     const image = await this.liveImage(ctx, imageId);
     await this.requireSharable(ctx, image);
+    checkMemberId(member);
     const visible = seesAllMembers(ctx, image) || member === ctx.owner;
     if (!visible || !(await this.members.remove(image.id, member))) {
       throw ApiError.notFound('Membership could not be found.');
@@ -115,6 +119,8 @@ export class MembersService {
     ctx: RequestContext,
     tenant: string,
   ): Promise<SharedImageView[]> {
+    if (tenant.length > MAX_MEMBER_LENGTH || CONTROL_CHARS.test(tenant))
+      return [];
     return this.members.listSharedWith(tenant, {
       isAdmin: ctx.isAdmin,
       owner: ctx.owner,
@@ -181,6 +187,9 @@ function checkMemberId(member: unknown): asserts member is string {
   }
   if (member.length > MAX_MEMBER_LENGTH) {
     throw invalid(`member_id is longer than ${MAX_MEMBER_LENGTH} characters`);
+  }
+  if (CONTROL_CHARS.test(member)) {
+    throw invalid('member_id must not contain control characters');
   }
 }
 

@@ -110,10 +110,12 @@ export class PropertyProtectionRules {
     return new PropertyProtectionRules(parsed, policy);
   }
 
+  /** `policy`: the rule set now in force, when POLICY_FILE was reloaded since parsing. */
   check(
     propertyName: string,
     operation: PropertyOperation,
     creds: PolicyCredentials,
+    policy: PolicyRules = this.policy,
   ): boolean {
     if (this.sections.length === 0) return true;
     if (!OPERATIONS.includes(operation)) return false;
@@ -131,7 +133,7 @@ export class PropertyProtectionRules {
         );
       case 'policy':
         // Glance enforces these with an empty target.
-        return this.policy.enforce(permission.rule, creds, {});
+        return policy.enforce(permission.rule, creds, {});
     }
   }
 }

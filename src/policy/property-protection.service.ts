@@ -15,7 +15,10 @@ import { PropertyProtectionRules, type PropertyOperation } from './property-prot
 export class PropertyProtectionService {
   private readonly rules: PropertyProtectionRules | null;
 
-  constructor(config: AppConfig, policy: PolicyService) {
+  constructor(
+    config: AppConfig,
+    private readonly policy: PolicyService,
+  ) {
     const file = config.PROPERTY_PROTECTION_FILE;
     if (!file) {
       this.rules = null;
@@ -37,7 +40,8 @@ export class PropertyProtectionService {
   }
 
   private allowed(ctx: RequestContext, name: string, op: PropertyOperation): boolean {
-    return this.rules === null || this.rules.check(name, op, credentialsOf(ctx));
+    // Policies-format rules follow POLICY_FILE reloads, as Glance's enforcer does.
+    return this.rules === null || this.rules.check(name, op, credentialsOf(ctx), this.policy.current);
   }
 
   /** Properties the caller may read; the rest are silently left out. */

@@ -2,6 +2,7 @@ import { Injectable, type ExecutionContext } from '@nestjs/common';
 import { ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
 import type { Request } from 'express';
 import { ApiError, ApiErrorCode } from '../common/api-error.js';
+import { contextOf } from '../common/request-context.accessor.js';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -17,7 +18,8 @@ export class RateLimitGuard extends ThrottlerGuard {
   }
 
   protected override async getTracker(req: Record<string, any>): Promise<string> {
-    const tenant = req.headers?.['x-tenant-id'] ?? req.headers?.['x-project-id'];
+    // The authenticated tenant: with keystone, X-Tenant-Id is client-sent and would reset the budget.
+    const tenant = authenticatedTenant(req as Request);
     return tenant ? `tenant:${tenant}` : `ip:${req.ip ?? req.socket?.remoteAddress}`;
   }
 
@@ -34,5 +36,14 @@ export class RateLimitGuard extends ThrottlerGuard {
       `Rate limit exceeded: at most ${detail.limit} changes per minute.`,
       { 'Retry-After': String(Math.max(1, Math.ceil(detail.timeToBlockExpire))) },
     );
+  }
+}
+
+/** The tenant the auth middleware established; none outside /v1 (no context there). */
+function authenticatedTenant(req: Request): string | null {
+  try {
+    return contextOf(req).tenant;
+  } catch {
+    return null;
   }
 }
