@@ -83,7 +83,11 @@ export class ApiExceptionFilter implements ExceptionFilter {
     }
     if (error instanceof StoreError) {
       const status = STORE_STATUS[error.code] ?? 500;
-      if (status >= 500) this.logger.error(`${req.method} ${req.url}: store: ${error.message}`);
+      if (status >= 500) {
+        // The detail may name internal endpoints: it goes to the log only.
+        this.logger.error(`${req.method} ${req.url}: store: ${error.message}`);
+        return { status, message: 'The image store is unavailable; try again later.', headers: {} };
+      }
       return { status, message: error.message, headers: {} };
     }
     if (error instanceof RegistryError) {

@@ -242,12 +242,16 @@ export class ImagesService {
         await this.killQueued(image.id);
         throw ApiError.badRequest('Content-Type must be application/octet-stream');
       }
-      const store = this.writableStore(storeName);
-      const limit = await this.uploadLimit(image);
+      const store = await this.writableStore(storeName, image.id);
+      const limit = await this.uploadLimit(image).catch(async (err: unknown) => {
+        // As in Glance, an upload refused by the quota kills the image: a queued one would hold quota.
+        await this.killQueued(image.id);
+        throw err;
+      });
       return this.uploader.upload({ image, source: body.stream, store, ...limit, fromClient: true });
     }
     if (copyFrom) {
-      const store = this.writableStore(storeName);
+      const store = await this.writableStore(storeName, image.id);
       this.logger.log(`Triggering asynchronous copy from external source for image ${image.id}`);
       void this.copyFromSource(image, copyFrom, store);
       return image;
@@ -307,10 +311,12 @@ export class ImagesService {
     return { maxBytes: this.config.IMAGE_SIZE_CAP, limitReason: 'size_cap' };
   }
 
-  private writableStore(name: string): ImageStore {
+  /** A read-only store (http) cannot take the upload the image was reserved for: kill it, as Glance does. */
+  private async writableStore(name: string, imageId: string): Promise<ImageStore> {
     try {
       return this.stores.writable(name);
     } catch (err) {
+      await this.killQueued(imageId);
       throw ApiError.badRequest((err as Error).message);
     }
   }
@@ -354,7 +360,11 @@ export class ImagesService {
     // A running upload is stopped first: it removes its own partial bytes.
     this.tracker.abort(id, 'image deleted');
     const delayed = this.config.DELAYED_DELETE && image.location !== null;
-    const deleted = await this.registry.destroy(id, delayed ? 'pending_delete' : 'deleted');
+    const deleted = await this.registry
+      .destroy(id, delayed ? 'pending_delete' : 'deleted')
+      .catch((err: unknown) => {
+        throw this.registryError(err, id);
+      });
     if (image.location && !delayed) {
       try {
         await this.stores.forLocation(image.location).delete(image.location);

@@ -78,8 +78,11 @@ export class FileStore implements ImageStore {
     await rm(this.pathFromLocation(location), { force: true });
   }
 
+  /** Called only for images whose upload died: even a completed file is unreferenced. */
   async removePartial(imageId: string): Promise<void> {
-    await rm(`${this.pathFor(imageId)}.part`, { force: true });
+    const path = this.pathFor(imageId);
+    await rm(`${path}.part`, { force: true });
+    await rm(path, { force: true });
   }
 
   async check(): Promise<void> {

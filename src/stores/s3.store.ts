@@ -189,6 +189,41 @@ export class S3Store implements ImageStore {
     });
   }
 
+  /**
+   * Whatever a dead upload of `imageId` left: every unfinished multipart
+   * upload of its key, and the object if the upload got as far as writing it
+   * (the registry never recorded it, so it is no image).
+   */
+  async removePartial(imageId: string): Promise<void> {
+    const Bucket = this.bucket;
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      const list = new ListMultipartUploadsCommand({
+        Bucket,
+        Prefix: imageId,
+        ...markers,
+      });
+      const page = await this.client.send(list).catch((err: unknown) => {
+        const error = toStoreError(err, `list uploads of ${imageId}`);
+        if (error.code !== StoreErrorCode.NotFound) throw error;
+      });
+      for (const { Key, UploadId } of page?.Uploads ?? []) {
+        if (Key !== imageId) continue;
+        const abort = new AbortMultipartUploadCommand({ Bucket, Key, UploadId });
+        await this.client.send(abort).catch((err: unknown) => {
+          const error = toStoreError(err, `abort upload of ${imageId}`);
+          if (error.code !== StoreErrorCode.NotFound) throw error;
+        });
+      }
+      if (!page?.IsTruncated) break;
+      markers = {
+        KeyMarker: page.NextKeyMarker,
+        UploadIdMarker: page.NextUploadIdMarker,
+      };
+    }
+    await this.delete(`${PREFIX}${enc(Bucket)}/${enc(imageId)}`);
+  }
+
   async check(): Promise<void> {
     const command = new HeadBucketCommand({ Bucket: this.bucket });
     await this.client.send(command).catch((err: unknown) => {

@@ -116,6 +116,22 @@ export class SwiftStore implements ImageStore {
     return this.deleteObject(...parseLocation(location));
   }
 
+  /**
+   * Whatever a dead upload of `imageId` left: the object (plain, or an SLO
+   * manifest with the segments it names) and any `<id>-NNNNN` segment no
+   * manifest names yet. Nothing here is an image: the registry never
+   * recorded this location.
+   */
+  async removePartial(imageId: string): Promise<void> {
+    const { container } = this.options;
+    await this.deleteObject(container, imageId);
+    const prefix = `${imageId}-`;
+    for (const name of await this.listObjects(prefix)) {
+      if (!/^\d+$/.test(name.slice(prefix.length))) continue;
+      await this.deleteObject(container, name);
+    }
+  }
+
   async check(): Promise<void> {
     const res = await this.call('HEAD', [this.options.container]);
     res.resume();
@@ -190,6 +206,26 @@ export class SwiftStore implements ImageStore {
     // A manifest delete answers 200 and reports the real outcome in the body.
     const status = parseInt(JSON.parse(text)['Response Status'], 10);
     if (status >= 300) throw statusError(status, `DELETE ${object}: ${text}`);
+  }
+
+  /** Names in the container that start with `prefix` (none when it is missing). */
+  private async listObjects(prefix: string): Promise<string[]> {
+    const names: string[] = [];
+    for (;;) {
+      const marker = names.at(-1) ?? '';
+      const query = `?format=json&prefix=${enc(prefix)}&marker=${enc(marker)}`;
+      const res = await this.call('GET', [this.options.container], {}, query);
+      if (res.statusCode === 404 || res.statusCode === 204) {
+        res.resume();
+        return names;
+      }
+      if (res.statusCode !== 200) throw failed(res, 'GET container');
+      let text = '';
+      for await (const chunk of res) text += chunk;
+      const page = (JSON.parse(text) as { name: string }[]).map((o) => o.name);
+      if (page.length === 0) return names;
+      names.push(...page);
+    }
   }
 
   /** Creates or checks the container before each add; this also renews a stale token. */

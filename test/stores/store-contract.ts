@@ -198,6 +198,62 @@ export function describeStoreContract(
       expect(await storedFor(id)).toEqual([]);
     }, 60_000);
 
+    describe('removePartial (the upload\'s process died)', () => {
+      /**
+       * Another handle on the same backend, as a restarted process would have:
+       * the add left hanging on it is never finished, aborted or allowed to
+       * fail, so the store's own clean-up never runs.
+       */
+      const deadProcessStore = (): ImageStore =>
+        Object.assign(Object.create(Object.getPrototypeOf(store)), store);
+
+      it('removes the pieces of an add that stopped mid-stream, and nothing else', async () => {
+        expect(store.removePartial).toBeTypeOf('function');
+        const keptId = randomUUID();
+        const kept = generatedBytes(keptId, 10 * MiB);
+        const keptStored = await store.add(
+          keptId,
+          Readable.from(chunks(kept, MiB)),
+          { expectedSize: null },
+        );
+
+        const id = randomUUID();
+        const source = stallingSource(id, STALL_AT);
+        const hanging = deadProcessStore().add(id, source.stream, {
+          expectedSize: null,
+        });
+        hanging.catch(() => {});
+        await waitFor(async () => source.produced() === STALL_AT);
+        await writtenAndWaiting(id);
+
+        await store.removePartial!(id);
+        expect(await storedFor(id)).toEqual([]);
+        const read = await store.get(keptStored.location);
+        expect(await digest(read.stream)).toEqual(digestOf(kept));
+
+        // Let the hanging add go; whatever it does now must not bring pieces back.
+        source.stream.destroy(new Error('process is gone'));
+        await expect(within(hanging, 5000)).rejects.toThrow('process is gone');
+        expect(await storedFor(id)).toEqual([]);
+        await store.delete(keptStored.location);
+      }, 60_000);
+
+      it('removes an image the store finished but the registry never recorded', async () => {
+        const id = randomUUID();
+        const data = generatedBytes(id, 10 * MiB);
+        await deadProcessStore().add(id, Readable.from(chunks(data, MiB)), {
+          expectedSize: null,
+        });
+        expect(await storedFor(id)).not.toEqual([]);
+        await store.removePartial!(id);
+        expect(await storedFor(id)).toEqual([]);
+      }, 60_000);
+
+      it('resolves when nothing was stored for the image', async () => {
+        await expect(store.removePartial!(randomUUID())).resolves.toBeUndefined();
+      });
+    });
+
     it('round-trips a ~200 MiB image stored in segments/parts', async () => {
       const id = randomUUID();
       const source = generatedStream(id, LARGE_SIZE);

@@ -172,7 +172,9 @@ export class ImageUploader {
       );
     const [feedError, storeResult] = await Promise.all([feeding, storing]);
     if ('err' in storeResult) {
-      // The feeding side usually knows the real cause (limit, disconnect).
+      // The feeding side usually knows the real cause (limit, disconnect), but a
+      // backend failure breaks the feed too: the store stopped reading it.
+      if (storeResult.err instanceof StoreError) throw storeResult.err;
       throw feedError ?? storeResult.err;
     }
     if (feedError) {
@@ -210,26 +212,23 @@ export class ImageUploader {
       );
     }
     if (err instanceof StoreError) {
+      // Store messages can name internal endpoints: log them, answer generically.
+      this.logger.error(`Upload of image ${id} failed in the store: ${err.message}`);
       switch (err.code) {
         case StoreErrorCode.StorageFull:
-          return new ApiError(
-            ApiErrorCode.PayloadTooLarge,
-            `Image storage media is full: ${err.message}`,
-          );
+          return new ApiError(ApiErrorCode.PayloadTooLarge, 'Image storage media is full.');
         case StoreErrorCode.WriteDenied:
           return new ApiError(
             ApiErrorCode.ServiceUnavailable,
-            `Insufficient permissions on image storage media: ${err.message}`,
+            'Insufficient permissions on image storage media.',
           );
         case StoreErrorCode.Unavailable:
           return new ApiError(
             ApiErrorCode.ServiceUnavailable,
-            `Image store unavailable: ${err.message}`,
+            'The image store is unavailable; try again later.',
           );
         case StoreErrorCode.Duplicate:
-          return ApiError.conflict(
-            `Attempt to upload duplicate image: ${err.message}`,
-          );
+          return ApiError.conflict('Attempt to upload duplicate image.');
         default:
           break;
       }
