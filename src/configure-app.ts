@@ -26,7 +26,8 @@ export function configureApp(app: INestApplication): INestApplication {
   express.use(versionNegotiation);
   app.useGlobalFilters(new ApiExceptionFilter());
   app.useGlobalInterceptors(new LocationRedactionInterceptor());
-  app.enableShutdownHooks();
+  // After a graceful shutdown exit 0 (process.exit also flushes async log destinations).
+  app.enableShutdownHooks([], { useProcessExit: true });
 
   const doc = new DocumentBuilder()
     .setTitle('Glance v1 image service')

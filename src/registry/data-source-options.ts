@@ -68,7 +68,8 @@ export function buildDataSourceOptions(databaseUrl: string): DataSourceOptions {
     return {
       ...common,
       ...base,
-      type: 'mysql',
+      // TypeORM reads MariaDB's catalog differently (column defaults): say which server it is.
+      type: url.protocol === 'mariadb:' ? 'mariadb' : 'mysql',
       charset: 'utf8mb4',
       extra: { connectionLimit: 20 },
     };

@@ -28,6 +28,7 @@ import type {
   LocationData,
 } from './image-record.js';
 import { RegistryError, RegistryErrorCode } from './registry.error.js';
+import { serialTransaction } from './serial-transaction.js';
 
 /** Sort expressions: nullable columns coalesced so ordering and markers agree on every database. */
 const SORT_EXPRESSIONS: Record<SortKey, string> = {
@@ -89,7 +90,7 @@ export class ImageRegistry {
   async create(image: NewImage): Promise<ImageRecord> {
     const id = image.id ?? randomUUID();
     const now = nowTimestamp();
-    await this.db.transaction(async (tx) => {
+    await serialTransaction(this.db, async (tx) => {
       if (await tx.existsBy(ImageEntity, { id })) {
         throw new RegistryError(
           RegistryErrorCode.Duplicate,
@@ -181,7 +182,7 @@ export class ImageRegistry {
    */
   async update(id: string, change: ImageUpdate): Promise<ImageRecord> {
     const now = nowTimestamp();
-    await this.db.transaction(async (tx) => {
+    await serialTransaction(this.db, async (tx) => {
       const qb = tx
         .createQueryBuilder()
         .update(ImageEntity)
@@ -208,7 +209,10 @@ export class ImageRegistry {
         await this.writeProperties(tx, id, change.properties, change.purgeProps ?? false, now);
       }
       if (change.location) {
-        await tx.delete(ImageLocationEntity, { imageId: id });
+        // Rows by primary key: a DELETE of an empty range takes InnoDB gap locks
+        // that deadlock other images' location inserts.
+        const old = await tx.findBy(ImageLocationEntity, { imageId: id });
+        if (old.length) await tx.delete(ImageLocationEntity, { id: In(old.map((l) => l.id)) });
         await this.writeLocation(tx, id, change.location, now);
       }
     });
@@ -219,12 +223,16 @@ export class ImageRegistry {
   async destroy(id: string, status: ImageStatus = 'deleted'): Promise<ImageRecord> {
     const now = nowTimestamp();
     const image = await this.mustGet(id);
-    await this.db.transaction(async (tx) => {
-      await tx.update(
+    await serialTransaction(this.db, async (tx) => {
+      // Conditional: of racing deletes, only one succeeds.
+      const result = await tx.update(
         ImageEntity,
-        { id },
+        { id, deleted: false },
         { status, deleted: true, deletedAt: now, updatedAt: now },
       );
+      if (!result.affected) {
+        throw new RegistryError(RegistryErrorCode.NotFound, `Image ${id} not found`);
+      }
       const soft = { deleted: true, deletedAt: now };
       await tx.update(ImagePropertyEntity, { imageId: id, deleted: false }, soft);
       await tx.update(ImageLocationEntity, { imageId: id, deleted: false }, soft);

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import { nowTimestamp } from '../common/timestamps.js';
 import { ImageMemberEntity } from './entities/image-member.entity.js';
+import { serialTransaction } from './serial-transaction.js';
 
 /** A live (not deleted) membership: `image_id` is shared with tenant `member`. */
 export interface MemberRecord {
@@ -74,7 +75,7 @@ export class MemberRegistry {
 
   /** Adds the membership, or updates its can_share when one is given. */
   async upsert(imageId: string, change: MembershipChange): Promise<void> {
-    await this.db.transaction((tx) =>
+    await serialTransaction(this.db, (tx) =>
       this.apply(tx, imageId, change, nowTimestamp()),
     );
   }
@@ -90,7 +91,7 @@ export class MemberRegistry {
     visibleMember?: string,
   ): Promise<void> {
     const now = nowTimestamp();
-    await this.db.transaction(async (tx) => {
+    await serialTransaction(this.db, async (tx) => {
       const listed = new Set(changes.map((c) => c.member));
       const existing = await tx.find(ImageMemberEntity, {
         where: { imageId, deleted: false },

@@ -21,7 +21,10 @@ export class ImageLocationEntity {
   imageId: string;
 
   @ManyToOne('ImageEntity', 'locations', { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'image_id' })
+  @JoinColumn({
+    name: 'image_id',
+    foreignKeyConstraintName: 'fk_image_locations_image_id',
+  })
   image?: Relation<ImageEntity>;
 
   @Column({ type: 'text' })

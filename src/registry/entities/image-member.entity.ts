@@ -22,7 +22,10 @@ export class ImageMemberEntity {
   imageId: string;
 
   @ManyToOne('ImageEntity', 'members', { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'image_id' })
+  @JoinColumn({
+    name: 'image_id',
+    foreignKeyConstraintName: 'fk_image_members_image_id',
+  })
   image?: Relation<ImageEntity>;
 
   @Column({ type: 'varchar', length: 255 })

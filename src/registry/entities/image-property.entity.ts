@@ -24,7 +24,10 @@ export class ImagePropertyEntity {
   imageId: string;
 
   @ManyToOne('ImageEntity', 'properties', { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'image_id' })
+  @JoinColumn({
+    name: 'image_id',
+    foreignKeyConstraintName: 'fk_image_properties_image_id',
+  })
   image?: Relation<ImageEntity>;
 
   @Column({ type: 'varchar', length: 255 })

@@ -21,6 +21,8 @@ const childKey = (table: string) =>
     referencedTableName: 'images',
     referencedColumnNames: ['id'],
     onDelete: 'CASCADE',
+    // Explicit: MySQL's default (RESTRICT) differs from the entities' NO ACTION.
+    onUpdate: 'NO ACTION',
   });
 
 const serialId: TableColumnOptions = {
@@ -31,12 +33,25 @@ const serialId: TableColumnOptions = {
   generationStrategy: 'increment',
 };
 
+/**
+ * SQLite keeps a default's text: FALSE is written 0 there, as TypeORM writes
+ * the entities' `default: false`, so the schema diff finds no drift.
+ */
+function tableCreator(queryRunner: QueryRunner): (table: Table) => Promise<void> {
+  const sqlite = queryRunner.connection.driver.options.type === 'better-sqlite3';
+  return (table) => {
+    if (sqlite) for (const column of table.columns) if (column.default === false) column.default = 0;
+    return queryRunner.createTable(table);
+  };
+}
+
 /** Glance's images, image_properties, image_locations and image_members tables. */
 export class InitialSchema1764237600000 implements MigrationInterface {
   name = 'InitialSchema1764237600000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.createTable(
+    const createTable = tableCreator(queryRunner);
+    await createTable(
       new Table({
         name: 'images',
         columns: [
@@ -51,8 +66,8 @@ export class InitialSchema1764237600000 implements MigrationInterface {
           { name: 'checksum', type: 'varchar', length: '32', isNullable: true },
           { name: 'os_hash_algo', type: 'varchar', length: '64', isNullable: true },
           { name: 'os_hash_value', type: 'varchar', length: '128', isNullable: true },
-          { name: 'min_disk', type: 'int', default: 0 },
-          { name: 'min_ram', type: 'int', default: 0 },
+          { name: 'min_disk', type: 'integer', default: 0 },
+          { name: 'min_ram', type: 'integer', default: 0 },
           { name: 'owner', type: 'varchar', length: '255', isNullable: true },
           { name: 'protected', type: 'boolean', default: false },
           ...timestamps,
@@ -67,7 +82,7 @@ export class InitialSchema1764237600000 implements MigrationInterface {
         ],
       }),
     );
-    await queryRunner.createTable(
+    await createTable(
       new Table({
         name: 'image_properties',
         columns: [
@@ -88,7 +103,7 @@ export class InitialSchema1764237600000 implements MigrationInterface {
         foreignKeys: [childKey('image_properties')],
       }),
     );
-    await queryRunner.createTable(
+    await createTable(
       new Table({
         name: 'image_locations',
         columns: [
@@ -104,7 +119,7 @@ export class InitialSchema1764237600000 implements MigrationInterface {
         foreignKeys: [childKey('image_locations')],
       }),
     );
-    await queryRunner.createTable(
+    await createTable(
       new Table({
         name: 'image_members',
         columns: [
