@@ -1,14 +1,35 @@
 /** Keys that may carry store credentials: they never leave the service. */
 export const REDACTED_KEYS = new Set(['location', 'location_data', 'locations']);
 
-/** A deep copy of `value` without location keys at any depth. */
+/**
+ * `value` without location keys at any depth. Objects that hold none are
+ * returned as they are (no copy on the hot path); the others are copied, so
+ * the caller's data is never modified.
+ */
 export function redactLocations<T>(value: T): T {
-  if (Array.isArray(value)) return value.map((v) => redactLocations(v)) as T;
+  if (Array.isArray(value)) {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < value.length; i++) {
+      const v = redactLocations(value[i]);
+      if (v !== value[i] && out === null) out = value.slice(0, i);
+      if (out !== null) out.push(v);
+    }
+    return (out ?? value) as T;
+  }
   if (value === null || typeof value !== 'object' || value instanceof Date) return value;
   if (Buffer.isBuffer(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (!REDACTED_KEYS.has(k)) out[k] = redactLocations(v);
+  const source = value as Record<string, unknown>;
+  let out: Record<string, unknown> | null = null;
+  const keys = Object.keys(source);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const v = REDACTED_KEYS.has(k) ? undefined : redactLocations(source[k]);
+    const changed = REDACTED_KEYS.has(k) || v !== source[k];
+    if (changed && out === null) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]] = source[keys[j]];
+    }
+    if (out !== null && !REDACTED_KEYS.has(k)) out[k] = v;
   }
-  return out as T;
+  return (out ?? value) as T;
 }

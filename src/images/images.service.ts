@@ -18,6 +18,7 @@ import { QuotaService } from './quota.service.js';
 import { StoreError, StoreErrorCode } from '../stores/store.error.js';
 import type { ImageMeta } from './image-meta.js';
 import { validateImageMeta } from './image-meta-validation.js';
+import type { ImageData } from './download/image-downloader.js';
 import { ImageUploader } from './upload/image-uploader.js';
 import { UploadTracker } from './upload/upload-tracker.js';
 
@@ -93,24 +94,33 @@ export class ImagesService {
     return image;
   }
 
-  /** The image's bytes; `size` is the recorded size the stream is checked against. */
-  async openData(image: ImageRecord): Promise<{ stream: Readable | null; size: number }> {
+  /** The image's bytes; `size` is the recorded size the transfer is checked against. */
+  async openData(image: ImageRecord): Promise<ImageData> {
     const size = image.size ?? 0;
-    if (size === 0 || !image.location) return { stream: null, size: 0 };
+    if (size === 0 || !image.location) return { size: 0, reader: null, stream: null };
     try {
       const store = this.stores.forLocation(image.location);
-      const data = await store.get(image.location);
-      if (data.size !== null && data.size !== size) {
-        this.logger.error(
-          `Store reports ${data.size} bytes for image ${image.id}, registry recorded ${size}`,
-        );
+      if (store.openReader) {
+        const reader = await store.openReader(image.location);
+        this.checkStoredSize(image, reader.size);
+        return { size, reader, stream: null };
       }
-      return { stream: data.stream, size };
+      const data = await store.get(image.location);
+      this.checkStoredSize(image, data.size);
+      return { size, reader: null, stream: data.stream };
     } catch (err) {
       if (err instanceof StoreError && err.code === StoreErrorCode.NotFound) {
         throw ApiError.notFound(`Image data for ${image.id} not found in its store`);
       }
       throw err;
+    }
+  }
+
+  private checkStoredSize(image: ImageRecord, stored: number | null): void {
+    if (stored !== null && stored !== image.size) {
+      this.logger.error(
+        `Store reports ${stored} bytes for image ${image.id}, registry recorded ${image.size}`,
+      );
     }
   }
 

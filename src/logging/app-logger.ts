@@ -1,4 +1,5 @@
 import type { LoggerService, LogLevel } from '@nestjs/common';
+import { pino } from 'pino';
 import type { AppConfig } from '../config/app-config.js';
 import { PinoLogger } from './pino.logger.js';
 import { RequestAwareConsoleLogger } from './request-aware-console.logger.js';
@@ -21,5 +22,10 @@ export function createAppLogger(
     const logLevels = NEST_LEVELS.slice(0, NEST_LEVELS.indexOf(level) + 1);
     return new RequestAwareConsoleLogger({ logLevels });
   }
-  return new PinoLogger({ level });
+  // Buffered stdout: one write per few KiB of log lines instead of one per
+  // access-log line; pino flushes it on exit.
+  return new PinoLogger({
+    level,
+    destination: pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+  });
 }

@@ -5,8 +5,6 @@ import {
   DataSource,
   EntityManager,
   In,
-  type SelectQueryBuilder,
-  type WhereExpressionBuilder,
 } from 'typeorm';
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../common/request-context.js';
@@ -29,6 +27,7 @@ import type {
 } from './image-record.js';
 import { RegistryError, RegistryErrorCode } from './registry.error.js';
 import { serialTransaction } from './serial-transaction.js';
+import { SqlReader } from './sql-reader.js';
 
 /** Sort expressions: nullable columns coalesced so ordering and markers agree on every database. */
 const SORT_EXPRESSIONS: Record<SortKey, string> = {
@@ -41,6 +40,37 @@ const SORT_EXPRESSIONS: Record<SortKey, string> = {
   created_at: 'i.created_at',
   updated_at: "COALESCE(i.updated_at, '')",
 };
+
+/** Columns of an images row as the read queries select them. */
+const IMAGE_COLUMNS =
+  'i.id, i.name, i.size, i.virtual_size, i.disk_format, i.container_format, i.status, i.is_public, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.owner, i.protected, i.created_at, i.updated_at, i.deleted_at, i.deleted';
+
+interface ImageRow {
+  id: string;
+  name: string | null;
+  size: number | string | null;
+  virtual_size: number | string | null;
+  disk_format: string | null;
+  container_format: string | null;
+  status: string;
+  is_public: boolean | number;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  min_disk: number | string;
+  min_ram: number | string;
+  owner: string | null;
+  protected: boolean | number;
+  created_at: string;
+  updated_at: string | null;
+  deleted_at: string | null;
+  deleted: boolean | number;
+}
+
+/** BIGINT arrives as a string from PostgreSQL and MySQL. */
+function toNumber(value: number | string | null): number | null {
+  return value === null ? null : Number(value);
+}
 
 const FIELD_COLUMNS: Record<keyof ImageFields, keyof ImageEntity> = {
   id: 'id',
@@ -85,7 +115,11 @@ export interface ImageUpdate {
  */
 @Injectable()
 export class ImageRegistry {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  private readonly reader: SqlReader;
+
+  constructor(@InjectDataSource() private readonly db: DataSource) {
+    this.reader = new SqlReader(db);
+  }
 
   async create(image: NewImage): Promise<ImageRecord> {
     const id = image.id ?? randomUUID();
@@ -117,11 +151,12 @@ export class ImageRegistry {
 
   /** An image by id, with properties and location; deleted ones only when asked. */
   async get(id: string, showDeleted = false): Promise<ImageRecord | null> {
-    const entity = await this.db.getRepository(ImageEntity).findOne({
-      where: showDeleted ? { id } : { id, deleted: false },
-    });
-    if (!entity) return null;
-    const [record] = await this.hydrate([entity], true);
+    const rows = await this.reader.all<ImageRow>(
+      `SELECT ${IMAGE_COLUMNS} FROM images i WHERE i.id = ?${showDeleted ? '' : ' AND i.deleted = ?'}`,
+      showDeleted ? [id] : [id, false],
+    );
+    if (rows.length === 0) return null;
+    const [record] = await this.hydrate(rows, true);
     return record;
   }
 
@@ -130,21 +165,19 @@ export class ImageRegistry {
     if (ctx.isAdmin || image.owner === null || image.is_public) return true;
     if (ctx.owner === null) return false;
     if (image.owner === ctx.owner) return true;
-    return this.db.getRepository(ImageMemberEntity).existsBy({
-      imageId: image.id,
-      member: ctx.owner,
-      deleted: false,
-    });
+    const rows = await this.reader.all(
+      'SELECT 1 FROM image_members m WHERE m.image_id = ? AND m.member = ? AND m.deleted = ?',
+      [image.id, ctx.owner, false],
+    );
+    return rows.length > 0;
   }
 
   /** A page of the images `ctx` may see; cost bounded by the page (indexed order + limit). */
   async list(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
-    const qb = this.db
-      .getRepository(ImageEntity)
-      .createQueryBuilder('i')
-      .select();
-    this.applyFilters(qb, query);
-    if (!ctx.isAdmin || query.adminAsUser) this.applyVisibility(qb, ctx);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    this.filterClauses(query, where, params);
+    if (!ctx.isAdmin || query.adminAsUser) this.visibilityClause(ctx, where, params);
 
     const keys: SortKey[] = [query.sortKey];
     for (const k of ['created_at', 'id'] as const) if (!keys.includes(k)) keys.push(k);
@@ -163,17 +196,16 @@ export class ImageRegistry {
           'Invalid marker. Image could not be found.',
         );
       }
-      this.applyMarker(qb, keys, query.sortDir, marker);
+      this.markerClause(keys, query.sortDir, marker, where, params);
     }
 
     const dir = query.sortDir === 'asc' ? 'ASC' : 'DESC';
-    keys.forEach((k, n) =>
-      n === 0
-        ? qb.orderBy(SORT_EXPRESSIONS[k], dir)
-        : qb.addOrderBy(SORT_EXPRESSIONS[k], dir),
-    );
-    qb.limit(query.limit);
-    return this.hydrate(await qb.getMany(), false);
+    const order = keys.map((k) => `${SORT_EXPRESSIONS[k]} ${dir}`).join(', ');
+    const sql =
+      `SELECT ${IMAGE_COLUMNS} FROM images i` +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ` ORDER BY ${order} LIMIT ${Math.max(0, Math.floor(query.limit))}`;
+    return this.hydrate(await this.reader.all<ImageRow>(sql, params), false);
   }
 
   /**
@@ -335,7 +367,7 @@ export class ImageRegistry {
     return image;
   }
 
-  private applyFilters(qb: SelectQueryBuilder<ImageEntity>, query: ImageListQuery): void {
+  private filterClauses(query: ImageListQuery, where: string[], params: unknown[]): void {
     const f = query.filters;
     const equal: [string, unknown][] = [
       ['name', f.name],
@@ -348,52 +380,58 @@ export class ImageRegistry {
       ['is_public', f.is_public],
     ];
     for (const [column, value] of equal) {
-      if (value !== undefined) qb.andWhere(`i.${column} = :f_${column}`, { [`f_${column}`]: value });
+      if (value === undefined) continue;
+      where.push(`i.${column} = ?`);
+      params.push(value);
     }
-    if (f.size_min !== undefined) qb.andWhere('i.size >= :sizeMin', { sizeMin: f.size_min });
-    if (f.size_max !== undefined) qb.andWhere('i.size <= :sizeMax', { sizeMax: f.size_max });
+    if (f.size_min !== undefined) {
+      where.push('i.size >= ?');
+      params.push(f.size_min);
+    }
+    if (f.size_max !== undefined) {
+      where.push('i.size <= ?');
+      params.push(f.size_max);
+    }
     if (f.changes_since !== undefined) {
-      qb.andWhere('i.updated_at > :since', { since: f.changes_since });
+      where.push('i.updated_at > ?');
+      params.push(f.changes_since);
     }
-    if (f.deleted !== undefined) {
-      qb.andWhere('i.deleted = :deleted', { deleted: f.deleted });
-    } else if (f.changes_since === undefined) {
-      qb.andWhere('i.deleted = :deleted', { deleted: false });
+    if (f.deleted !== undefined || f.changes_since === undefined) {
+      where.push('i.deleted = ?');
+      params.push(f.deleted ?? false);
     }
     // Killed images stay out of ordinary listings, as in Glance.
     if (f.deleted === false || (f.deleted === undefined && f.changes_since === undefined)) {
-      qb.andWhere('i.status <> :killed', { killed: 'killed' });
+      where.push("i.status <> 'killed'");
     }
-    Object.entries(f.properties ?? {}).forEach(([name, value], n) => {
-      qb.andWhere(
-        `EXISTS (SELECT 1 FROM image_properties p${n} WHERE p${n}.image_id = i.id AND p${n}.name = :pn${n} AND p${n}.value = :pv${n} AND p${n}.deleted = :pd${n})`,
-        { [`pn${n}`]: name, [`pv${n}`]: value, [`pd${n}`]: false },
+    for (const [name, value] of Object.entries(f.properties ?? {})) {
+      where.push(
+        'EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ?)',
       );
-    });
+      params.push(name, value, false);
+    }
   }
 
-  private applyVisibility(qb: SelectQueryBuilder<ImageEntity>, ctx: RequestContext): void {
-    const owner = ctx.owner;
-    qb.andWhere(
-      new Brackets((w: WhereExpressionBuilder) => {
-        w.where('i.is_public = :pub', { pub: true });
-        if (owner !== null) {
-          w.orWhere('i.owner = :owner', { owner });
-          w.orWhere(
-            'EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = :owner AND m.deleted = :mdel)',
-            { mdel: false },
-          );
-        }
-      }),
+  /** Public, owned, or shared with the caller's tenant. */
+  private visibilityClause(ctx: RequestContext, where: string[], params: unknown[]): void {
+    if (ctx.owner === null) {
+      where.push('i.is_public = ?');
+      params.push(true);
+      return;
+    }
+    where.push(
+      '(i.is_public = ? OR i.owner = ? OR EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ?))',
     );
+    params.push(true, ctx.owner, ctx.owner, false);
   }
 
   /** Keyset pagination: rows strictly after the marker in (k1, k2, ...) order. */
-  private applyMarker(
-    qb: SelectQueryBuilder<ImageEntity>,
+  private markerClause(
     keys: SortKey[],
     dir: SortDir,
     marker: ImageRecord,
+    where: string[],
+    params: unknown[],
   ): void {
     const op = dir === 'asc' ? '>' : '<';
     const values = keys.map((k) => {
@@ -401,21 +439,17 @@ export class ImageRegistry {
       if (v === null || v === undefined) return k === 'size' ? -1 : '';
       return v;
     });
-    qb.andWhere(
-      new Brackets((outer) => {
-        keys.forEach((_, i) => {
-          outer.orWhere(
-            new Brackets((inner) => {
-              for (let j = 0; j < i; j++) {
-                inner.andWhere(`${SORT_EXPRESSIONS[keys[j]]} = :mk${j}`);
-              }
-              inner.andWhere(`${SORT_EXPRESSIONS[keys[i]]} ${op} :mk${i}`);
-            }),
-          );
-        });
-      }),
-    );
-    values.forEach((v, j) => qb.setParameter(`mk${j}`, v));
+    const alternatives = keys.map((_, i) => {
+      const terms: string[] = [];
+      for (let j = 0; j < i; j++) {
+        terms.push(`${SORT_EXPRESSIONS[keys[j]]} = ?`);
+        params.push(values[j]);
+      }
+      terms.push(`${SORT_EXPRESSIONS[keys[i]]} ${op} ?`);
+      params.push(values[i]);
+      return `(${terms.join(' AND ')})`;
+    });
+    where.push(`(${alternatives.join(' OR ')})`);
   }
 
   private toColumns(fields: ImageFields): Partial<ImageEntity> {
@@ -480,54 +514,55 @@ export class ImageRegistry {
     });
   }
 
-  private async hydrate(entities: ImageEntity[], withLocations: boolean): Promise<ImageRecord[]> {
-    if (entities.length === 0) return [];
-    const ids = entities.map((e) => e.id);
-    const props = await this.db.getRepository(ImagePropertyEntity).find({
-      where: { imageId: In(ids), deleted: false },
-      order: { id: 'ASC' },
-    });
+  private async hydrate(rows: ImageRow[], withLocations: boolean): Promise<ImageRecord[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.id);
+    const marks = ids.map(() => '?').join(', ');
+    const props = await this.reader.all<{ image_id: string; name: string; value: string | null }>(
+      `SELECT image_id, name, value FROM image_properties WHERE image_id IN (${marks}) AND deleted = ? ORDER BY id`,
+      [...ids, false],
+    );
     const propsById = new Map<string, Record<string, string | null>>();
     for (const p of props) {
-      let bag = propsById.get(p.imageId);
-      if (!bag) propsById.set(p.imageId, (bag = {}));
+      let bag = propsById.get(p.image_id);
+      if (!bag) propsById.set(p.image_id, (bag = {}));
       bag[p.name] = p.value;
     }
     const locsById = new Map<string, LocationData[]>();
     if (withLocations) {
-      const locs = await this.db.getRepository(ImageLocationEntity).find({
-        where: { imageId: In(ids), deleted: false },
-        order: { id: 'ASC' },
-      });
+      const locs = await this.reader.all<{ image_id: string; value: string; meta_data: string | null }>(
+        `SELECT image_id, value, meta_data FROM image_locations WHERE image_id IN (${marks}) AND deleted = ? ORDER BY id`,
+        [...ids, false],
+      );
       for (const l of locs) {
-        const list = locsById.get(l.imageId) ?? [];
-        list.push({ url: l.value, metadata: l.metaData ? JSON.parse(l.metaData) : {} });
-        locsById.set(l.imageId, list);
+        const list = locsById.get(l.image_id) ?? [];
+        list.push({ url: l.value, metadata: l.meta_data ? JSON.parse(l.meta_data) : {} });
+        locsById.set(l.image_id, list);
       }
     }
-    return entities.map((e) => {
-      const locations = locsById.get(e.id) ?? [];
+    return rows.map((r) => {
+      const locations = locsById.get(r.id) ?? [];
       return {
-        id: e.id,
-        name: e.name,
-        size: e.size,
-        virtual_size: e.virtualSize,
-        disk_format: e.diskFormat,
-        container_format: e.containerFormat,
-        status: e.status as ImageStatus,
-        is_public: Boolean(e.isPublic),
-        checksum: e.checksum,
-        os_hash_algo: e.osHashAlgo,
-        os_hash_value: e.osHashValue,
-        min_disk: e.minDisk,
-        min_ram: e.minRam,
-        owner: e.owner,
-        protected: Boolean(e.protected),
-        created_at: e.createdAt,
-        updated_at: e.updatedAt,
-        deleted_at: e.deletedAt,
-        deleted: Boolean(e.deleted),
-        properties: propsById.get(e.id) ?? {},
+        id: r.id,
+        name: r.name,
+        size: toNumber(r.size),
+        virtual_size: toNumber(r.virtual_size),
+        disk_format: r.disk_format,
+        container_format: r.container_format,
+        status: r.status as ImageStatus,
+        is_public: Boolean(r.is_public),
+        checksum: r.checksum,
+        os_hash_algo: r.os_hash_algo,
+        os_hash_value: r.os_hash_value,
+        min_disk: Number(r.min_disk),
+        min_ram: Number(r.min_ram),
+        owner: r.owner,
+        protected: Boolean(r.protected),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        deleted_at: r.deleted_at,
+        deleted: Boolean(r.deleted),
+        properties: propsById.get(r.id) ?? {},
         location: locations[0]?.url ?? null,
         location_data: locations,
       };

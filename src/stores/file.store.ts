@@ -1,13 +1,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { constants } from 'node:fs';
-import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { FileImageReader } from './file-image.reader.js';
 import type {
   AddOptions,
   ByteRange,
+  ImageReader,
   ImageReadResult,
   ImageStore,
   StoredImage,
@@ -63,6 +65,17 @@ export class FileStore implements ImageStore {
       ...(range ? { start: range.start, end: range.end } : {}),
     });
     return { stream, size: range ? range.end - range.start + 1 : size };
+  }
+
+  async openReader(location: string): Promise<ImageReader> {
+    const path = this.pathFromLocation(location);
+    try {
+      const handle = await open(path, 'r');
+      const { size } = await handle.stat();
+      return new FileImageReader(handle, size);
+    } catch (err) {
+      throw this.translate(err, location);
+    }
   }
 
   async getSize(location: string): Promise<number> {

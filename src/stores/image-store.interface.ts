@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 /** What a store reports after it has durably written an image's bytes. */
 export interface StoredImage {
@@ -14,6 +14,24 @@ export interface ImageReadResult {
   stream: Readable;
   /** Size in bytes as the store reports it, or null when unknown. */
   size: number | null;
+}
+
+/**
+ * An opened image that writes itself into a destination, reusing its read
+ * buffers once the destination has taken each chunk (no per-chunk allocation,
+ * so no GC churn on multi-GB downloads).
+ */
+export interface ImageReader {
+  /** Size in bytes as the store reports it. */
+  readonly size: number;
+  /**
+   * Writes exactly `expected` bytes to `out` and resolves with the count.
+   * Rejects (having written fewer) when the data is shorter or longer than
+   * `expected`, or when `out` fails. Always releases the reader.
+   */
+  pipeTo(out: Writable, expected: number): Promise<number>;
+  /** Releases the reader without sending (when the response fails first). */
+  close(): Promise<void>;
 }
 
 export interface AddOptions {
@@ -43,6 +61,8 @@ export interface ImageStore {
 
   add(imageId: string, data: Readable, options: AddOptions): Promise<StoredImage>;
   get(location: string, range?: ByteRange): Promise<ImageReadResult>;
+  /** Optional fast path for whole-image downloads (see ImageReader). */
+  openReader?(location: string): Promise<ImageReader>;
   getSize(location: string): Promise<number>;
   /** Removes the bytes; resolves when they are gone or were already gone. */
   delete(location: string): Promise<void>;

@@ -4,16 +4,16 @@ import { ExternalUrlGuard } from './external-url-guard.js';
 import { FileStore } from './file.store.js';
 import { HttpStore } from './http.store.js';
 import type { ImageStore } from './image-store.interface.js';
-import { S3Store } from './s3.store.js';
 import { StoreRegistry } from './store.registry.js';
-import { SwiftStore } from './swift.store.js';
 
 /** Every store the configuration enables: file and http always, swift and s3 when configured. */
 async function buildStores(config: AppConfig, guard: ExternalUrlGuard): Promise<ImageStore[]> {
   const file = new FileStore(config.FILESYSTEM_STORE_DATADIR);
   await file.init();
   const stores: ImageStore[] = [file, new HttpStore({ guard })];
+  // Object-store clients are loaded only when configured (the AWS SDK alone is ~25 MiB of RSS).
   if (config.SWIFT_STORE_AUTH_URL) {
+    const { SwiftStore } = await import('./swift.store.js');
     stores.push(
       new SwiftStore({
         authUrl: config.SWIFT_STORE_AUTH_URL,
@@ -26,6 +26,7 @@ async function buildStores(config: AppConfig, guard: ExternalUrlGuard): Promise<
     );
   }
   if (config.S3_STORE_ENDPOINT) {
+    const { S3Store } = await import('./s3.store.js');
     stores.push(
       new S3Store({
         endpoint: config.S3_STORE_ENDPOINT,

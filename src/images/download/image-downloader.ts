@@ -7,7 +7,16 @@ import { TransferMetrics } from '../../metrics/transfer.metrics.js';
 import { IMAGE_EVENTS, type ImageSendPayload } from '../../notifications/image-notification.js';
 import { NotifierService } from '../../notifications/notifier.service.js';
 import type { ImageRecord } from '../../registry/image-record.js';
-import { SizeCheckedStream, SizeMismatchError } from './size-checked.stream.js';
+import { ImageSizeMismatchError } from '../../stores/file-image.reader.js';
+import type { ImageReader } from '../../stores/image-store.interface.js';
+import { SizeCheckedStream } from './size-checked.stream.js';
+
+/** What a download sends: a store's fast-path reader, a stream, or nothing (size 0). */
+export interface ImageData {
+  size: number;
+  reader: ImageReader | null;
+  stream: Readable | null;
+}
 
 /**
  * Streams an image's bytes to the client with Content-Length, checks the
@@ -28,20 +37,26 @@ export class ImageDownloader {
     req: Request,
     res: Response,
     image: ImageRecord,
-    data: { stream: Readable | null; size: number },
+    data: ImageData,
   ): Promise<void> {
     res.status(200);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(data.size));
     const checker = new SizeCheckedStream(data.size);
+    let sent = 0;
     try {
-      if (data.stream) {
+      if (data.reader) {
+        sent = await data.reader.pipeTo(res, data.size);
+        res.end();
+      } else if (data.stream) {
         await pipeline(data.stream, checker, res);
+        sent = checker.bytesSent;
       } else {
         res.end();
       }
     } catch (err) {
-      if (err instanceof SizeMismatchError) {
+      sent = data.reader ? sent : checker.bytesSent;
+      if (err instanceof ImageSizeMismatchError) {
         this.logger.error(
           `Backend storage for image ${image.id} delivered a wrong size: ${err.message}; download aborted`,
         );
@@ -52,16 +67,16 @@ export class ImageDownloader {
       }
       res.destroy();
     } finally {
-      this.transfers.addDownloaded(checker.bytesSent);
+      this.transfers.addDownloaded(sent);
       const payload: ImageSendPayload = {
-        bytes_sent: checker.bytesSent,
+        bytes_sent: sent,
         image_id: image.id,
         owner_id: image.owner,
         receiver_tenant_id: ctx.tenant,
         receiver_user_id: ctx.user,
         destination_ip: req.socket?.remoteAddress ?? req.ip ?? null,
       };
-      if (checker.bytesSent === data.size) this.notifier.info(IMAGE_EVENTS.send, payload);
+      if (sent === data.size) this.notifier.info(IMAGE_EVENTS.send, payload);
       else this.notifier.error(IMAGE_EVENTS.send, payload);
     }
   }

@@ -1,15 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-
-/** The store delivered a different number of bytes than the registry recorded. */
-export class SizeMismatchError extends Error {
-  constructor(
-    readonly expected: number,
-    readonly actual: number,
-  ) {
-    super(`expected ${expected} bytes, store delivered ${actual}${actual > expected ? '+' : ''}`);
-    this.name = 'SizeMismatchError';
-  }
-}
+import { ImageSizeMismatchError } from '../../stores/file-image.reader.js';
 
 /**
  * Glance's size_checked_iter: the download fails (and the client sees a short
@@ -30,13 +20,13 @@ export class SizeCheckedStream extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     if (this.sent + chunk.length > this.expected) {
-      return done(new SizeMismatchError(this.expected, this.sent + chunk.length));
+      return done(new ImageSizeMismatchError(this.expected, this.sent + chunk.length));
     }
     this.sent += chunk.length;
     done(null, chunk);
   }
 
   override _flush(done: TransformCallback): void {
-    done(this.sent === this.expected ? null : new SizeMismatchError(this.expected, this.sent));
+    done(this.sent === this.expected ? null : new ImageSizeMismatchError(this.expected, this.sent));
   }
 }

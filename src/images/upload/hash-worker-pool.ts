@@ -230,6 +230,8 @@ export class HashWorkerPool {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { algorithm },
+      // The workers only feed shared slabs to a hash: small heaps keep the service's RSS down.
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });
     worker.unref();
     worker.on('message', (reply: WorkerReply) =>

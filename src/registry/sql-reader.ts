@@ -1,0 +1,57 @@
+import type { DataSource } from 'typeorm';
+
+interface Statement {
+  all(...params: unknown[]): unknown[];
+}
+interface SqliteConnection {
+  prepare(sql: string): Statement;
+}
+
+/** Prepared statements kept per SQL text (the hot queries have few shapes). */
+const MAX_CACHED_STATEMENTS = 256;
+
+/**
+ * Read queries on the hot paths (list, show, HEAD) as plain SQL with `?`
+ * placeholders: on SQLite through cached better-sqlite3 statements, elsewhere
+ * through the driver (placeholders rewritten to $n for PostgreSQL). TypeORM's
+ * query builder and entity hydration cost more than the queries themselves here.
+ */
+export class SqlReader {
+  private readonly statements = new Map<string, Statement>();
+  private readonly kind: 'sqlite' | 'postgres' | 'mysql';
+
+  constructor(private readonly db: DataSource) {
+    const type = db.options.type;
+    this.kind = type === 'better-sqlite3' ? 'sqlite' : type === 'postgres' ? 'postgres' : 'mysql';
+  }
+
+  async all<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
+    if (this.kind === 'sqlite') {
+      return this.statement(sql).all(...params.map(sqliteValue)) as T[];
+    }
+    if (this.kind === 'postgres') {
+      let n = 0;
+      return this.db.query(
+        sql.replace(/\?/g, () => `$${++n}`),
+        [...params],
+      ) as Promise<T[]>;
+    }
+    return this.db.query(sql, [...params]) as Promise<T[]>;
+  }
+
+  private statement(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.clear();
+      const connection = (this.db.driver as unknown as { databaseConnection: SqliteConnection })
+        .databaseConnection;
+      statement = connection.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+function sqliteValue(value: unknown): unknown {
+  return typeof value === 'boolean' ? (value ? 1 : 0) : value;
+}
