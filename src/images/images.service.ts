@@ -369,7 +369,7 @@ export class ImagesService {
     }
     // A running upload is stopped first: it removes its own partial bytes.
     this.tracker.abort(id, 'image deleted');
-    const delayed = this.config.DELAYED_DELETE && image.location !== null;
+    const delayed = this.config.DELAYED_DELETE && !!image.location;
     const deleted = await this.registry
       .destroy(id, delayed ? 'pending_delete' : 'deleted')
       .catch((err: unknown) => {

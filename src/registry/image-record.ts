@@ -47,8 +47,9 @@ export interface ImageRecord {
   deleted_at: string | null;
   deleted: boolean;
   properties: Record<string, string | null>;
-  location: string | null;
-  location_data: LocationData[];
+  /** Loaded for single-image reads only (lists never carry them). */
+  location?: string | null;
+  location_data?: LocationData[];
 }
 
 /** Core (non-property) fields a create or update may set. */

@@ -518,8 +518,9 @@ export class ImageRegistry {
     if (rows.length === 0) return [];
     const ids = rows.map((r) => r.id);
     const marks = ids.map(() => '?').join(', ');
+    // Unordered on purpose: the (image_id, name) index already yields a stable order.
     const props = await this.reader.all<{ image_id: string; name: string; value: string | null }>(
-      `SELECT image_id, name, value FROM image_properties WHERE image_id IN (${marks}) AND deleted = ? ORDER BY id`,
+      `SELECT image_id, name, value FROM image_properties WHERE image_id IN (${marks}) AND deleted = ?`,
       [...ids, false],
     );
     const propsById = new Map<string, Record<string, string | null>>();
@@ -541,8 +542,7 @@ export class ImageRegistry {
       }
     }
     return rows.map((r) => {
-      const locations = locsById.get(r.id) ?? [];
-      return {
+      const image: ImageRecord = {
         id: r.id,
         name: r.name,
         size: toNumber(r.size),
@@ -563,9 +563,13 @@ export class ImageRegistry {
         deleted_at: r.deleted_at,
         deleted: Boolean(r.deleted),
         properties: propsById.get(r.id) ?? {},
-        location: locations[0]?.url ?? null,
-        location_data: locations,
       };
+      if (withLocations) {
+        const locations = locsById.get(r.id) ?? [];
+        image.location = locations[0]?.url ?? null;
+        image.location_data = locations;
+      }
+      return image;
     });
   }
 }
