@@ -21,6 +21,7 @@ import type {
   ImageStore,
   StoredImage,
 } from './image-store.interface.js';
+import { ChunkReader } from './chunk-reader.js';
 import { StoreError, StoreErrorCode } from './store.error.js';
 
 export interface S3StoreOptions {
@@ -85,7 +86,7 @@ export class S3Store implements ImageStore {
     { expectedSize, signal }: AddOptions,
   ): Promise<StoredImage> {
     signal?.throwIfAborted();
-    const reader = new PartReader(data);
+    const reader = new ChunkReader(data);
     const stop = () => reader.abandon();
     signal?.addEventListener('abort', stop, { once: true });
     // Also ends our own requests still running when the add fails.
@@ -263,61 +264,6 @@ export class S3Store implements ImageStore {
       },
     );
     return this.bucketReady;
-  }
-}
-
-/** Reads a source stream in parts of a given size, holding only the part being read. */
-class PartReader {
-  sourceError: unknown;
-  private readonly iterator: AsyncIterator<Buffer | string>;
-  private pending: Buffer | null = null;
-  private abandoned = false;
-
-  constructor(private readonly source: Readable) {
-    this.iterator = source[Symbol.asyncIterator]();
-  }
-
-  /** The next `size` bytes of the source (fewer at its end, empty after it). */
-  async read(size: number): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    while (length < size) {
-      const chunk = this.pending ?? (await this.next());
-      this.pending =
-        chunk && chunk.length > size - length
-          ? chunk.subarray(size - length)
-          : null;
-      if (!chunk) break;
-      const piece = chunk.subarray(0, size - length);
-      chunks.push(piece);
-      length += piece.length;
-    }
-    return Buffer.concat(chunks, length);
-  }
-
-  async atEnd(): Promise<boolean> {
-    this.pending ??= await this.next();
-    return this.pending === null;
-  }
-
-  /** Stops reading; destroying the source also ends a read that waits for data. */
-  abandon(): void {
-    this.abandoned = true;
-    this.source.destroy();
-  }
-
-  private async next(): Promise<Buffer | null> {
-    try {
-      for (;;) {
-        const { done, value } = await this.iterator.next();
-        if (done) return null;
-        const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value);
-        if (chunk.length > 0) return chunk;
-      }
-    } catch (err) {
-      if (!this.abandoned) this.sourceError = err;
-      throw err;
-    }
   }
 }
 

@@ -12,6 +12,7 @@ import type {
   ImageStore,
   StoredImage,
 } from './image-store.interface.js';
+import { ChunkReader } from './chunk-reader.js';
 import { StoreError, StoreErrorCode } from './store.error.js';
 
 export interface SwiftStoreOptions {
@@ -65,7 +66,7 @@ export class SwiftStore implements ImageStore {
     { expectedSize, signal }: AddOptions,
   ): Promise<StoredImage> {
     signal?.throwIfAborted();
-    const reader = new SegmentReader(data);
+    const reader = new ChunkReader(data);
     const stop = () => reader.abandon();
     signal?.addEventListener('abort', stop, { once: true });
     const written: string[] = [];
@@ -77,7 +78,7 @@ export class SwiftStore implements ImageStore {
         expectedSize <= this.options.largeObjectSize
       ) {
         written.push(imageId);
-        await this.putObject(imageId, reader.segment(Infinity), signal);
+        await this.putObject(imageId, reader.stream(Infinity), signal);
         return { location, size: reader.total };
       }
       const segments = await this.putSegments(imageId, reader, signal, written);
@@ -142,12 +143,12 @@ export class SwiftStore implements ImageStore {
   /** Writes the source as `<id>-00001`... segments plus an SLO manifest; returns the segment count. */
   private async putSegments(
     imageId: string,
-    reader: SegmentReader,
+    reader: ChunkReader,
     signal: AbortSignal | undefined,
     written: string[],
   ): Promise<number> {
     // Nothing to segment: a plain empty object is simpler to read back.
-    if (!(await reader.hasMore())) {
+    if (await reader.atEnd()) {
       written.push(imageId);
       await this.putObject(imageId, '', signal);
       return 0;
@@ -157,11 +158,11 @@ export class SwiftStore implements ImageStore {
       const name = `${imageId}-${String(manifest.length + 1).padStart(5, '0')}`;
       written.push(name);
       const before = reader.total;
-      const segment = reader.segment(this.options.largeObjectChunkSize);
+      const segment = reader.stream(this.options.largeObjectChunkSize);
       const etag = await this.putObject(name, segment, signal);
       const path = `/${this.options.container}/${name}`;
       manifest.push({ path, etag, size_bytes: reader.total - before });
-    } while (await reader.hasMore());
+    } while (!(await reader.atEnd()));
     const body = JSON.stringify(manifest);
     written.push(imageId);
     await this.putObject(imageId, body, signal, '?multipart-manifest=put');
@@ -300,62 +301,6 @@ export class SwiftStore implements ImageStore {
       if (body instanceof Readable) pipeline(body, req).catch(reject);
       else req.end(body);
     });
-  }
-}
-
-/** Cuts one source stream into consecutive segment streams without buffering them. */
-class SegmentReader {
-  total = 0;
-  sourceError: unknown;
-  private readonly iterator: AsyncIterator<Buffer | string>;
-  private pending: Buffer | null = null;
-  private abandoned = false;
-
-  constructor(private readonly source: Readable) {
-    this.iterator = source[Symbol.asyncIterator]();
-  }
-
-  async hasMore(): Promise<boolean> {
-    this.pending ??= await this.next();
-    return this.pending !== null;
-  }
-
-  /** A stream of the next `limit` bytes of the source (fewer at its end). */
-  segment(limit: number): Readable {
-    return Readable.from(this.take(limit), { objectMode: false });
-  }
-
-  /** Stops reading; destroying the source also ends a read that waits for data. */
-  abandon(): void {
-    this.abandoned = true;
-    this.source.destroy();
-  }
-
-  private async *take(limit: number): AsyncGenerator<Buffer> {
-    let left = limit;
-    while (left > 0) {
-      const chunk = this.pending ?? (await this.next());
-      this.pending = chunk && chunk.length > left ? chunk.subarray(left) : null;
-      if (!chunk) return;
-      const part = chunk.subarray(0, left);
-      left -= part.length;
-      this.total += part.length;
-      yield part;
-    }
-  }
-
-  private async next(): Promise<Buffer | null> {
-    try {
-      for (;;) {
-        const { done, value } = await this.iterator.next();
-        if (done) return null;
-        const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value);
-        if (chunk.length > 0) return chunk;
-      }
-    } catch (err) {
-      if (!this.abandoned) this.sourceError = err;
-      throw err;
-    }
   }
 }
 
