@@ -7,13 +7,13 @@ import {
   PrimaryGeneratedColumn,
   type Relation,
 } from 'typeorm';
-import { TIMESTAMP_COLUMN } from './column-types.js';
+import { SoftDeletable } from './soft-deletable.js';
 import type { ImageEntity } from './image.entity.js';
 
 /** Row of Glance's `image_locations` table. The URL may hold credentials: never serialise it. */
 @Entity('image_locations')
 @Index('ix_image_locations_image_id', ['imageId'])
-export class ImageLocationEntity {
+export class ImageLocationEntity extends SoftDeletable {
   @PrimaryGeneratedColumn()
   id: number;
 
@@ -33,16 +33,4 @@ export class ImageLocationEntity {
   /** JSON text of store-specific details (Glance's meta_data). */
   @Column({ name: 'meta_data', type: 'text', nullable: true })
   metaData: string | null;
-
-  @Column({ name: 'created_at', ...TIMESTAMP_COLUMN })
-  createdAt: string;
-
-  @Column({ name: 'updated_at', ...TIMESTAMP_COLUMN, nullable: true })
-  updatedAt: string | null;
-
-  @Column({ name: 'deleted_at', ...TIMESTAMP_COLUMN, nullable: true })
-  deletedAt: string | null;
-
-  @Column({ type: 'boolean', default: false })
-  deleted: boolean;
 }

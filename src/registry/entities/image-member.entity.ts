@@ -7,14 +7,14 @@ import {
   PrimaryGeneratedColumn,
   type Relation,
 } from 'typeorm';
-import { TIMESTAMP_COLUMN } from './column-types.js';
+import { SoftDeletable } from './soft-deletable.js';
 import type { ImageEntity } from './image.entity.js';
 
 /** Row of Glance's `image_members` table: an image shared with a tenant. */
 @Entity('image_members')
 @Index('ix_image_members_image_id_member', ['imageId', 'member'])
 @Index('ix_image_members_member', ['member'])
-export class ImageMemberEntity {
+export class ImageMemberEntity extends SoftDeletable {
   @PrimaryGeneratedColumn()
   id: number;
 
@@ -36,16 +36,4 @@ export class ImageMemberEntity {
 
   @Column({ type: 'varchar', length: 20, default: 'pending' })
   status: string;
-
-  @Column({ name: 'created_at', ...TIMESTAMP_COLUMN })
-  createdAt: string;
-
-  @Column({ name: 'updated_at', ...TIMESTAMP_COLUMN, nullable: true })
-  updatedAt: string | null;
-
-  @Column({ name: 'deleted_at', ...TIMESTAMP_COLUMN, nullable: true })
-  deletedAt: string | null;
-
-  @Column({ type: 'boolean', default: false })
-  deleted: boolean;
 }

@@ -7,7 +7,7 @@ import {
   PrimaryGeneratedColumn,
   type Relation,
 } from 'typeorm';
-import { TIMESTAMP_COLUMN } from './column-types.js';
+import { SoftDeletable } from './soft-deletable.js';
 import type { ImageEntity } from './image.entity.js';
 
 /** Row of Glance's `image_properties` table: free-form key/value metadata. */
@@ -16,7 +16,7 @@ import type { ImageEntity } from './image.entity.js';
   unique: true,
 })
 @Index('ix_image_properties_name', ['name'])
-export class ImagePropertyEntity {
+export class ImagePropertyEntity extends SoftDeletable {
   @PrimaryGeneratedColumn()
   id: number;
 
@@ -35,16 +35,4 @@ export class ImagePropertyEntity {
 
   @Column({ type: 'text', nullable: true })
   value: string | null;
-
-  @Column({ name: 'created_at', ...TIMESTAMP_COLUMN })
-  createdAt: string;
-
-  @Column({ name: 'updated_at', ...TIMESTAMP_COLUMN, nullable: true })
-  updatedAt: string | null;
-
-  @Column({ name: 'deleted_at', ...TIMESTAMP_COLUMN, nullable: true })
-  deletedAt: string | null;
-
-  @Column({ type: 'boolean', default: false })
-  deleted: boolean;
 }

@@ -6,7 +6,8 @@ import {
   PrimaryColumn,
   type Relation,
 } from 'typeorm';
-import { bigintToNumber, TIMESTAMP_COLUMN } from './column-types.js';
+import { bigintToNumber } from './column-types.js';
+import { SoftDeletable } from './soft-deletable.js';
 import type { ImagePropertyEntity } from './image-property.entity.js';
 import type { ImageLocationEntity } from './image-location.entity.js';
 import type { ImageMemberEntity } from './image-member.entity.js';
@@ -20,7 +21,7 @@ import type { ImageMemberEntity } from './image-member.entity.js';
 @Index('ix_images_updated_at', ['updatedAt'])
 @Index('ix_images_status', ['status'])
 @Index('ix_images_status_upload_node', ['status', 'uploadNode'])
-export class ImageEntity {
+export class ImageEntity extends SoftDeletable {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
 
@@ -85,17 +86,6 @@ export class ImageEntity {
   @Column({ type: 'boolean', default: false })
   protected: boolean;
 
-  @Column({ name: 'created_at', ...TIMESTAMP_COLUMN })
-  createdAt: string;
-
-  @Column({ name: 'updated_at', ...TIMESTAMP_COLUMN, nullable: true })
-  updatedAt: string | null;
-
-  @Column({ name: 'deleted_at', ...TIMESTAMP_COLUMN, nullable: true })
-  deletedAt: string | null;
-
-  @Column({ type: 'boolean', default: false })
-  deleted: boolean;
 
   /** NODE_ID of the API node running this image's upload (internal, never serialised). */
   @Column({ name: 'upload_node', type: 'varchar', length: 255, nullable: true })
