@@ -61,10 +61,7 @@ export class MembersService {
     member: string,
     body: unknown,
   ): Promise<void> {
-    requireAuthenticated(ctx);
-    this.policy.enforce(ctx, 'modify_member');
-    const image = await this.liveImage(ctx, imageId);
-    await this.requireSharable(ctx, image);
+    const image = await this.imageToShare(ctx, imageId, 'modify_member');
     checkMemberId(member);
     const canShare = parseMemberBody(body);
     const isNew = (await this.members.find(image.id, member)) === null;
@@ -78,10 +75,7 @@ export class MembersService {
     imageId: string,
     body: unknown,
   ): Promise<void> {
-    requireAuthenticated(ctx);
-    this.policy.enforce(ctx, 'modify_member');
-    const image = await this.liveImage(ctx, imageId);
-    await this.requireSharable(ctx, image);
+    const image = await this.imageToShare(ctx, imageId, 'modify_member');
     const changes = parseMemberships(body);
 
     // A sharing member cannot see (so cannot remove) other tenants' memberships.
@@ -103,10 +97,7 @@ export class MembersService {
     imageId: string,
     member: string,
   ): Promise<void> {
-    requireAuthenticated(ctx);
-    this.policy.enforce(ctx, 'delete_member');
-    const image = await this.liveImage(ctx, imageId);
-    await this.requireSharable(ctx, image);
+    const image = await this.imageToShare(ctx, imageId, 'delete_member');
     checkMemberId(member);
     const visible = seesAllMembers(ctx, image) || member === ctx.owner;
     if (!visible || !(await this.members.remove(image.id, member))) {
@@ -128,6 +119,15 @@ export class MembersService {
   }
 
   /** A visible image that is not deleted (admins can otherwise see deleted ones). */
+  /** Glance's order of checks for a membership change: caller, policy, image, right to share. */
+  private async imageToShare(ctx: RequestContext, imageId: string, action: string) {
+    requireAuthenticated(ctx);
+    this.policy.enforce(ctx, action);
+    const image = await this.liveImage(ctx, imageId);
+    await this.requireSharable(ctx, image);
+    return image;
+  }
+
   private async liveImage(
     ctx: RequestContext,
     imageId: string,
