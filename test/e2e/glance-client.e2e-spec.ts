@@ -285,5 +285,31 @@ describe.skipIf(!hasGlance)(
         ),
       ).rejects.toThrow(/404|not found/i);
     });
+
+    it('shares an image with member-create, member-list and member-delete', async () => {
+      const image = parseShow(
+        await glance(
+          'image-create',
+          '--name',
+          'cli-shared',
+          '--disk-format',
+          'raw',
+          '--container-format',
+          'bare',
+          '--file',
+          dataFile,
+        ),
+      );
+      await glance('member-create', image.id, 'tenant-b');
+      const byImage = parseList(await glance('member-list', '--image-id', image.id));
+      expect(byImage).toEqual([
+        expect.objectContaining({ 'Image ID': image.id, 'Member ID': 'tenant-b' }),
+      ]);
+      const byTenant = parseList(await glance('member-list', '--tenant-id', 'tenant-b'));
+      expect(byTenant.map((row) => row['Image ID'])).toContain(image.id);
+
+      await glance('member-delete', image.id, 'tenant-b');
+      expect(parseList(await glance('member-list', '--image-id', image.id))).toEqual([]);
+    });
   },
 );
