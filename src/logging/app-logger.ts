@@ -22,10 +22,11 @@ export function createAppLogger(
     const logLevels = NEST_LEVELS.slice(0, NEST_LEVELS.indexOf(level) + 1);
     return new RequestAwareConsoleLogger({ logLevels });
   }
-  // Buffered stdout: one write per few KiB of log lines instead of one per
-  // access-log line; pino flushes it on exit.
+  // Asynchronous stdout: lines written while a write is in flight go out
+  // together in the next one (batching under load, immediate when idle);
+  // pino flushes it on exit.
   return new PinoLogger({
     level,
-    destination: pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    destination: pino.destination({ dest: 1, sync: false }),
   });
 }
