@@ -23,6 +23,32 @@ const STORE_STATUS: Record<StoreErrorCode, ApiErrorCode> = {
   [StoreErrorCode.Forbidden]: ApiErrorCode.BadRequest,
 };
 
+/** Connection-level failures of PostgreSQL, MariaDB or SQLite: the database, not the request, is at fault. */
+const DATABASE_DOWN_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_CON_COUNT_ERROR',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+  'SQLITE_BUSY',
+  'SQLITE_CANTOPEN',
+]);
+
+function isDatabaseUnavailable(error: unknown): boolean {
+  const e = error as { code?: unknown; driverError?: { code?: unknown }; message?: unknown };
+  const code = e?.driverError?.code ?? e?.code;
+  if (typeof code === 'string' && DATABASE_DOWN_CODES.has(code)) return true;
+  return typeof e?.message === 'string' && /Connection terminated|connection is not (open|established)|Pool is closed/i.test(e.message);
+}
+
 /** How long a refused upload's remaining body is read and dropped before the connection is cut. */
 const DISCARD_BODY_MS = 30_000;
 
@@ -105,6 +131,14 @@ export class ApiExceptionFilter implements ExceptionFilter {
     if (typeof status === 'number' && status >= 400 && status < 500) {
       // Express/body-parser errors such as malformed JSON.
       return { status, message: (error as Error).message, headers: {} };
+    }
+    if (isDatabaseUnavailable(error)) {
+      this.logger.error(`${req.method} ${req.url}: database unavailable: ${(error as Error).message}`);
+      return {
+        status: 503,
+        message: 'The image registry database is unavailable; try again later.',
+        headers: { 'Retry-After': '5' },
+      };
     }
     this.logger.error(
       `${req.method} ${req.url}: ${(error as Error)?.stack ?? String(error)}`,
