@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError } from '../support/image-assertions.js';
 import { createImage, metaHeaders } from '../support/image-builder.js';
 import {
+  keystoneEnv,
   startFakeKeystone,
   type FakeKeystone,
 } from '../support/fake-keystone.js';
@@ -150,11 +151,7 @@ describe('AUTH_STRATEGY=keystone (fake Keystone)', () => {
   let t: TestApp;
   beforeAll(async () => {
     ks = await startFakeKeystone();
-    t = await createTestApp({
-      AUTH_STRATEGY: 'keystone',
-      KEYSTONE_URL: ks.url,
-      KEYSTONE_SERVICE_PASSWORD: 'glance-secret',
-    });
+    t = await createTestApp(keystoneEnv(ks.url));
   });
   afterAll(async () => {
     await t?.close();
@@ -261,11 +258,7 @@ describe('AUTH_STRATEGY=keystone (fake Keystone)', () => {
     const dead = await startFakeKeystone();
     const url = dead.url;
     await dead.close();
-    const app = await createTestApp({
-      AUTH_STRATEGY: 'keystone',
-      KEYSTONE_URL: url,
-      KEYSTONE_SERVICE_PASSWORD: 'glance-secret',
-    });
+    const app = await createTestApp(keystoneEnv(url));
     try {
       const res = await request(app.http)
         .get('/v1/images')
@@ -282,12 +275,7 @@ describe('OWNER_IS_TENANT=false', () => {
   let t: TestApp;
   beforeAll(async () => {
     ks = await startFakeKeystone();
-    t = await createTestApp({
-      AUTH_STRATEGY: 'keystone',
-      KEYSTONE_URL: ks.url,
-      KEYSTONE_SERVICE_PASSWORD: 'glance-secret',
-      OWNER_IS_TENANT: 'false',
-    });
+    t = await createTestApp(keystoneEnv(ks.url, { OWNER_IS_TENANT: 'false' }));
   });
   afterAll(async () => {
     await t?.close();

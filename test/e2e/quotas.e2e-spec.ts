@@ -3,6 +3,7 @@ import { PassThrough } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  keystoneEnv,
   startFakeKeystone,
   type FakeKeystone,
 } from '../support/fake-keystone.js';
@@ -361,12 +362,9 @@ describe('RATE_LIMIT_PER_MINUTE=3 with AUTH_STRATEGY=keystone', () => {
   let t: TestApp;
   beforeAll(async () => {
     ks = await startFakeKeystone();
-    t = await createTestApp({
-      RATE_LIMIT_PER_MINUTE: '3',
-      AUTH_STRATEGY: 'keystone',
-      KEYSTONE_URL: ks.url,
-      KEYSTONE_SERVICE_PASSWORD: 'glance-secret',
-    });
+    t = await createTestApp(
+      keystoneEnv(ks.url, { RATE_LIMIT_PER_MINUTE: '3' }),
+    );
   });
   afterAll(async () => {
     await t?.close();

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { S3Store, type S3StoreOptions } from '../../src/stores/s3.store.js';
 import { StoreError, StoreErrorCode } from '../../src/stores/store.error.js';
-import { describeStoreContract } from './store-contract.js';
+import { describeStoreContract, expectCode } from './store-contract.js';
 
 const required = [
   'S3_ENDPOINT',
@@ -190,12 +190,3 @@ describe('S3Store', () => {
     expect(Date.now() - started).toBeLessThan(3000);
   });
 });
-
-async function expectCode(promise: Promise<unknown>, code: StoreErrorCode) {
-  const error = await promise.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(error).toBeInstanceOf(StoreError);
-  expect((error as StoreError).code).toBe(code);
-}

@@ -198,7 +198,7 @@ export function describeStoreContract(
       expect(await storedFor(id)).toEqual([]);
     }, 60_000);
 
-    describe('removePartial (the upload\'s process died)', () => {
+    describe("removePartial (the upload's process died)", () => {
       /**
        * Another handle on the same backend, as a restarted process would have:
        * the add left hanging on it is never finished, aborted or allowed to
@@ -250,7 +250,9 @@ export function describeStoreContract(
       }, 60_000);
 
       it('resolves when nothing was stored for the image', async () => {
-        await expect(store.removePartial!(randomUUID())).resolves.toBeUndefined();
+        await expect(
+          store.removePartial!(randomUUID()),
+        ).resolves.toBeUndefined();
       });
     });
 
@@ -449,4 +451,17 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Asserts that `promise` rejects with a StoreError of `code`. */
+export async function expectCode(
+  promise: Promise<unknown>,
+  code: StoreErrorCode,
+): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(error).toBeInstanceOf(StoreError);
+  expect((error as StoreError).code).toBe(code);
 }

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { StoreError, StoreErrorCode } from '../../src/stores/store.error.js';
 import { SwiftStore } from '../../src/stores/swift.store.js';
-import { describeStoreContract } from './store-contract.js';
+import { describeStoreContract, expectCode } from './store-contract.js';
 
 const missing = ['SWIFT_AUTH_URL', 'SWIFT_USER', 'SWIFT_KEY'].filter(
   (name) => !process.env[name],
@@ -140,12 +140,3 @@ describe('SwiftStore', () => {
     expect(Date.now() - started).toBeLessThan(3000);
   });
 });
-
-async function expectCode(promise: Promise<unknown>, code: StoreErrorCode) {
-  const error = await promise.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(error).toBeInstanceOf(StoreError);
-  expect((error as StoreError).code).toBe(code);
-}

@@ -233,3 +233,16 @@ export async function startFakeKeystone(
     },
   };
 }
+
+/** App settings for AUTH_STRATEGY=keystone against `keystone` (its default service credentials). */
+export function keystoneEnv(
+  keystoneUrl: string,
+  env: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    AUTH_STRATEGY: 'keystone',
+    KEYSTONE_URL: keystoneUrl,
+    KEYSTONE_SERVICE_PASSWORD: 'glance-secret',
+    ...env,
+  };
+}
