@@ -31,7 +31,7 @@ export class FileImageReader implements ImageReader {
 
   async pipeTo(out: Writable, expected: number): Promise<number> {
     const buffers = Array.from({ length: SLOTS }, () => Buffer.allocUnsafe(CHUNK));
-    const inFlight: (Promise<void> | null)[] = Array.from({ length: SLOTS }, () => null);
+    const inFlight: Promise<void>[] = Array.from({ length: SLOTS }, () => Promise.resolve());
     let sent = 0;
     let slot = 0;
     try {
