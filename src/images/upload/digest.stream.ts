@@ -17,7 +17,7 @@ export interface DigestStreamOptions extends Pick<
   maxSlabsInFlight?: number;
 }
 
-export const DEFAULT_MAX_SLABS_IN_FLIGHT = 8;
+export const DEFAULT_MAX_SLABS_IN_FLIGHT = 4;
 
 /**
  * Pass-through that computes MD5 and SHA-512 of everything written through it

@@ -26,7 +26,7 @@ export interface HashWorkerPoolOptions {
 }
 
 export const DEFAULT_SLAB_SIZE = 1024 * 1024;
-const DEFAULT_MAX_IDLE_SLABS = 16;
+const DEFAULT_MAX_IDLE_SLABS = 8;
 const ALGORITHMS = ['md5', 'sha512'] as const;
 type Algorithm = (typeof ALGORITHMS)[number];
 
