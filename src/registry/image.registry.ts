@@ -1,11 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import {
-  Brackets,
-  DataSource,
-  EntityManager,
-  In,
-} from 'typeorm';
+import { Brackets, DataSource, EntityManager, In } from 'typeorm';
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../common/request-context.js';
 import { nowTimestamp } from '../common/timestamps.js';
@@ -14,11 +9,7 @@ import { ImageEntity } from './entities/image.entity.js';
 import { ImageLocationEntity } from './entities/image-location.entity.js';
 import { ImageMemberEntity } from './entities/image-member.entity.js';
 import { ImagePropertyEntity } from './entities/image-property.entity.js';
-import type {
-  ImageListQuery,
-  SortDir,
-  SortKey,
-} from './image-list-query.js';
+import type { ImageListQuery, SortDir, SortKey } from './image-list-query.js';
 import type {
   ImageFields,
   ImageRecord,
@@ -65,6 +56,16 @@ interface ImageRow {
   updated_at: string | null;
   deleted_at: string | null;
   deleted: boolean | number;
+}
+
+/** The properties column: JSON text (SQLite, MySQL), an object (PostgreSQL), NULL when none. */
+type PropertiesColumn = string | Record<string, string | null> | null;
+
+function parseProperties(
+  column: PropertiesColumn,
+): Record<string, string | null> {
+  if (column === null) return {};
+  return typeof column === 'string' ? JSON.parse(column) : column;
 }
 
 /** BIGINT arrives as a string from PostgreSQL and MySQL. */
@@ -151,13 +152,26 @@ export class ImageRegistry {
 
   /** An image by id, with properties and location; deleted ones only when asked. */
   async get(id: string, showDeleted = false): Promise<ImageRecord | null> {
-    const rows = await this.reader.all<ImageRow>(
-      `SELECT ${IMAGE_COLUMNS} FROM images i WHERE i.id = ?${showDeleted ? '' : ' AND i.deleted = ?'}`,
-      showDeleted ? [id] : [id, false],
+    const rows = await this.reader.all<
+      ImageRow & { properties: PropertiesColumn }
+    >(
+      `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i WHERE i.id = ?${showDeleted ? '' : ' AND i.deleted = ?'}`,
+      showDeleted ? [false, id] : [false, id, false],
     );
     if (rows.length === 0) return null;
-    const [record] = await this.hydrate(rows, true);
-    return record;
+    const image = this.toRecord(rows[0], parseProperties(rows[0].properties));
+    const locations = (
+      await this.reader.all<{ value: string; meta_data: string | null }>(
+        'SELECT value, meta_data FROM image_locations WHERE image_id = ? AND deleted = ? ORDER BY id',
+        [id, false],
+      )
+    ).map((l) => ({
+      url: l.value,
+      metadata: l.meta_data ? JSON.parse(l.meta_data) : {},
+    }));
+    image.location = locations[0]?.url ?? null;
+    image.location_data = locations;
+    return image;
   }
 
   /** Glance's is_image_visible: admin, unowned, public, owned, or shared with the caller. */
@@ -173,19 +187,25 @@ export class ImageRegistry {
   }
 
   /** A page of the images `ctx` may see; cost bounded by the page (indexed order + limit). */
-  async list(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
+  async list(
+    ctx: RequestContext,
+    query: ImageListQuery,
+  ): Promise<ImageRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
     this.filterClauses(query, where, params);
-    if (!ctx.isAdmin || query.adminAsUser) this.visibilityClause(ctx, where, params);
+    if (!ctx.isAdmin || query.adminAsUser)
+      this.visibilityClause(ctx, where, params);
 
     const keys: SortKey[] = [query.sortKey];
-    for (const k of ['created_at', 'id'] as const) if (!keys.includes(k)) keys.push(k);
+    for (const k of ['created_at', 'id'] as const)
+      if (!keys.includes(k)) keys.push(k);
 
     if (query.marker !== undefined) {
       const marker = await this.get(query.marker, true);
       const showingDeleted =
-        query.filters.deleted === true || query.filters.changes_since !== undefined;
+        query.filters.deleted === true ||
+        query.filters.changes_since !== undefined;
       if (
         !marker ||
         (marker.deleted && !showingDeleted) ||
@@ -202,10 +222,24 @@ export class ImageRegistry {
     const dir = query.sortDir === 'asc' ? 'ASC' : 'DESC';
     const order = keys.map((k) => `${SORT_EXPRESSIONS[k]} ${dir}`).join(', ');
     const sql =
-      `SELECT ${IMAGE_COLUMNS} FROM images i` +
+      `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i` +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ` ORDER BY ${order} LIMIT ${Math.max(0, Math.floor(query.limit))}`;
-    return this.hydrate(await this.reader.all<ImageRow>(sql, params), false);
+    const rows = await this.reader.all<
+      ImageRow & { properties: PropertiesColumn }
+    >(sql, [false, ...params]);
+    return rows.map((row) =>
+      this.toRecord(row, parseProperties(row.properties)),
+    );
+  }
+
+  /**
+   * An image's live properties as one JSON object column: a correlated
+   * subquery, evaluated only for the rows returned, so a page or an image is
+   * one statement. Its `deleted = ?` placeholder comes first in the parameters.
+   */
+  private propertiesColumn(): string {
+    return `(SELECT ${this.reader.jsonObjectAgg('p.name', 'p.value')} FROM image_properties p WHERE p.image_id = i.id AND p.deleted = ?) AS properties`;
   }
 
   /**
@@ -220,17 +254,23 @@ export class ImageRegistry {
         .update(ImageEntity)
         .set({
           ...this.toColumns(change.fields ?? {}),
-          ...(change.uploadNode !== undefined ? { uploadNode: change.uploadNode } : {}),
+          ...(change.uploadNode !== undefined
+            ? { uploadNode: change.uploadNode }
+            : {}),
           updatedAt: now,
         })
         .where('id = :id', { id })
         .andWhere('deleted = :deleted', { deleted: false });
-      if (change.fromState) qb.andWhere('status = :from', { from: change.fromState });
+      if (change.fromState)
+        qb.andWhere('status = :from', { from: change.fromState });
       const result = await qb.execute();
       if (!result.affected) {
         const current = await tx.findOneBy(ImageEntity, { id, deleted: false });
         if (!current) {
-          throw new RegistryError(RegistryErrorCode.NotFound, `Image ${id} not found`);
+          throw new RegistryError(
+            RegistryErrorCode.NotFound,
+            `Image ${id} not found`,
+          );
         }
         throw new RegistryError(
           RegistryErrorCode.Conflict,
@@ -238,13 +278,22 @@ export class ImageRegistry {
         );
       }
       if (change.properties) {
-        await this.writeProperties(tx, id, change.properties, change.purgeProps ?? false, now);
+        await this.writeProperties(
+          tx,
+          id,
+          change.properties,
+          change.purgeProps ?? false,
+          now,
+        );
       }
       if (change.location) {
         // Rows by primary key: a DELETE of an empty range takes InnoDB gap locks
         // that deadlock other images' location inserts.
         const old = await tx.findBy(ImageLocationEntity, { imageId: id });
-        if (old.length) await tx.delete(ImageLocationEntity, { id: In(old.map((l) => l.id)) });
+        if (old.length)
+          await tx.delete(ImageLocationEntity, {
+            id: In(old.map((l) => l.id)),
+          });
         await this.writeLocation(tx, id, change.location, now);
       }
     });
@@ -252,7 +301,10 @@ export class ImageRegistry {
   }
 
   /** Soft-deletes the image and its children (Glance's image_destroy). */
-  async destroy(id: string, status: ImageStatus = 'deleted'): Promise<ImageRecord> {
+  async destroy(
+    id: string,
+    status: ImageStatus = 'deleted',
+  ): Promise<ImageRecord> {
     const now = nowTimestamp();
     const image = await this.mustGet(id);
     await serialTransaction(this.db, async (tx) => {
@@ -263,11 +315,22 @@ export class ImageRegistry {
         { status, deleted: true, deletedAt: now, updatedAt: now },
       );
       if (!result.affected) {
-        throw new RegistryError(RegistryErrorCode.NotFound, `Image ${id} not found`);
+        throw new RegistryError(
+          RegistryErrorCode.NotFound,
+          `Image ${id} not found`,
+        );
       }
       const soft = { deleted: true, deletedAt: now };
-      await tx.update(ImagePropertyEntity, { imageId: id, deleted: false }, soft);
-      await tx.update(ImageLocationEntity, { imageId: id, deleted: false }, soft);
+      await tx.update(
+        ImagePropertyEntity,
+        { imageId: id, deleted: false },
+        soft,
+      );
+      await tx.update(
+        ImageLocationEntity,
+        { imageId: id, deleted: false },
+        soft,
+      );
       await tx.update(ImageMemberEntity, { imageId: id, deleted: false }, soft);
     });
     return {
@@ -281,7 +344,9 @@ export class ImageRegistry {
 
   /** Non-deleted images owned by `owner` (IMAGE_COUNT_QUOTA). */
   async countOwnedImages(owner: string): Promise<number> {
-    return this.db.getRepository(ImageEntity).countBy({ owner, deleted: false });
+    return this.db
+      .getRepository(ImageEntity)
+      .countBy({ owner, deleted: false });
   }
 
   /**
@@ -295,20 +360,27 @@ export class ImageRegistry {
       .select('COALESCE(SUM(i.size), 0)', 'total')
       .where('i.owner = :owner', { owner })
       .andWhere('i.deleted = :deleted', { deleted: false })
-      .andWhere('i.status NOT IN (:...gone)', { gone: ['killed', 'pending_delete', 'deleted'] });
+      .andWhere('i.status NOT IN (:...gone)', {
+        gone: ['killed', 'pending_delete', 'deleted'],
+      });
     if (exceptId) qb.andWhere('i.id <> :exceptId', { exceptId });
     const row = await qb.getRawOne<{ total: string | number }>();
     return Number(row?.total ?? 0);
   }
 
   /** pending_delete images deleted before `before`, with their (soft-deleted) locations. */
-  async pendingDeletes(before: string, limit = 100): Promise<{ id: string; locations: string[] }[]> {
+  async pendingDeletes(
+    before: string,
+    limit = 100,
+  ): Promise<{ id: string; locations: string[] }[]> {
     const images = await this.db.getRepository(ImageEntity).find({
       where: { status: 'pending_delete' },
       order: { deletedAt: 'ASC' },
       take: limit,
     });
-    const due = images.filter((i) => i.deletedAt !== null && i.deletedAt <= before);
+    const due = images.filter(
+      (i) => i.deletedAt !== null && i.deletedAt <= before,
+    );
     if (due.length === 0) return [];
     const locs = await this.db
       .getRepository(ImageLocationEntity)
@@ -323,11 +395,17 @@ export class ImageRegistry {
   async markScrubbed(id: string): Promise<void> {
     await this.db
       .getRepository(ImageEntity)
-      .update({ id, status: 'pending_delete' }, { status: 'deleted', updatedAt: nowTimestamp() });
+      .update(
+        { id, status: 'pending_delete' },
+        { status: 'deleted', updatedAt: nowTimestamp() },
+      );
   }
 
   /** Images left `saving` by `node` (it restarted), or by nodes whose heartbeat is older than `staleBefore`. */
-  async orphanedUploads(node: string, staleBefore: string | null): Promise<string[]> {
+  async orphanedUploads(
+    node: string,
+    staleBefore: string | null,
+  ): Promise<string[]> {
     const qb = this.db
       .getRepository(ImageEntity)
       .createQueryBuilder('i')
@@ -353,21 +431,34 @@ export class ImageRegistry {
   async heartbeat(node: string, startedAt?: string): Promise<void> {
     const now = nowTimestamp();
     const repo = this.db.getRepository(ApiNodeEntity);
-    const updated = await repo.update({ nodeId: node }, { heartbeatAt: now, ...(startedAt ? { startedAt } : {}) });
+    const updated = await repo.update(
+      { nodeId: node },
+      { heartbeatAt: now, ...(startedAt ? { startedAt } : {}) },
+    );
     if (!updated.affected) {
-      await repo.insert({ nodeId: node, startedAt: startedAt ?? now, heartbeatAt: now }).catch(async () => {
-        await repo.update({ nodeId: node }, { heartbeatAt: now });
-      });
+      await repo
+        .insert({ nodeId: node, startedAt: startedAt ?? now, heartbeatAt: now })
+        .catch(async () => {
+          await repo.update({ nodeId: node }, { heartbeatAt: now });
+        });
     }
   }
 
   private async mustGet(id: string): Promise<ImageRecord> {
     const image = await this.get(id, true);
-    if (!image) throw new RegistryError(RegistryErrorCode.NotFound, `Image ${id} not found`);
+    if (!image)
+      throw new RegistryError(
+        RegistryErrorCode.NotFound,
+        `Image ${id} not found`,
+      );
     return image;
   }
 
-  private filterClauses(query: ImageListQuery, where: string[], params: unknown[]): void {
+  private filterClauses(
+    query: ImageListQuery,
+    where: string[],
+    params: unknown[],
+  ): void {
     const f = query.filters;
     const equal: [string, unknown][] = [
       ['name', f.name],
@@ -401,7 +492,10 @@ export class ImageRegistry {
       params.push(f.deleted ?? false);
     }
     // Killed images stay out of ordinary listings, as in Glance.
-    if (f.deleted === false || (f.deleted === undefined && f.changes_since === undefined)) {
+    if (
+      f.deleted === false ||
+      (f.deleted === undefined && f.changes_since === undefined)
+    ) {
       where.push("i.status <> 'killed'");
     }
     for (const [name, value] of Object.entries(f.properties ?? {})) {
@@ -413,7 +507,11 @@ export class ImageRegistry {
   }
 
   /** Public, owned, or shared with the caller's tenant. */
-  private visibilityClause(ctx: RequestContext, where: string[], params: unknown[]): void {
+  private visibilityClause(
+    ctx: RequestContext,
+    where: string[],
+    params: unknown[],
+  ): void {
     if (ctx.owner === null) {
       where.push('i.is_public = ?');
       params.push(true);
@@ -478,7 +576,12 @@ export class ImageRegistry {
           await tx.update(
             ImagePropertyEntity,
             { id: row.id },
-            { value: properties[name], updatedAt: now, deleted: false, deletedAt: null },
+            {
+              value: properties[name],
+              updatedAt: now,
+              deleted: false,
+              deletedAt: null,
+            },
           );
         }
       } else {
@@ -493,7 +596,9 @@ export class ImageRegistry {
       }
     }
     if (purge) {
-      const stale = existing.filter((p) => !(p.name in properties)).map((p) => p.id);
+      const stale = existing
+        .filter((p) => !(p.name in properties))
+        .map((p) => p.id);
       if (stale.length) await tx.delete(ImagePropertyEntity, { id: In(stale) });
     }
   }
@@ -514,62 +619,31 @@ export class ImageRegistry {
     });
   }
 
-  private async hydrate(rows: ImageRow[], withLocations: boolean): Promise<ImageRecord[]> {
-    if (rows.length === 0) return [];
-    const ids = rows.map((r) => r.id);
-    const marks = ids.map(() => '?').join(', ');
-    // Unordered on purpose: the (image_id, name) index already yields a stable order.
-    const props = await this.reader.all<{ image_id: string; name: string; value: string | null }>(
-      `SELECT image_id, name, value FROM image_properties WHERE image_id IN (${marks}) AND deleted = ?`,
-      [...ids, false],
-    );
-    const propsById = new Map<string, Record<string, string | null>>();
-    for (const p of props) {
-      let bag = propsById.get(p.image_id);
-      if (!bag) propsById.set(p.image_id, (bag = {}));
-      bag[p.name] = p.value;
-    }
-    const locsById = new Map<string, LocationData[]>();
-    if (withLocations) {
-      const locs = await this.reader.all<{ image_id: string; value: string; meta_data: string | null }>(
-        `SELECT image_id, value, meta_data FROM image_locations WHERE image_id IN (${marks}) AND deleted = ? ORDER BY id`,
-        [...ids, false],
-      );
-      for (const l of locs) {
-        const list = locsById.get(l.image_id) ?? [];
-        list.push({ url: l.value, metadata: l.meta_data ? JSON.parse(l.meta_data) : {} });
-        locsById.set(l.image_id, list);
-      }
-    }
-    return rows.map((r) => {
-      const image: ImageRecord = {
-        id: r.id,
-        name: r.name,
-        size: toNumber(r.size),
-        virtual_size: toNumber(r.virtual_size),
-        disk_format: r.disk_format,
-        container_format: r.container_format,
-        status: r.status as ImageStatus,
-        is_public: Boolean(r.is_public),
-        checksum: r.checksum,
-        os_hash_algo: r.os_hash_algo,
-        os_hash_value: r.os_hash_value,
-        min_disk: Number(r.min_disk),
-        min_ram: Number(r.min_ram),
-        owner: r.owner,
-        protected: Boolean(r.protected),
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        deleted_at: r.deleted_at,
-        deleted: Boolean(r.deleted),
-        properties: propsById.get(r.id) ?? {},
-      };
-      if (withLocations) {
-        const locations = locsById.get(r.id) ?? [];
-        image.location = locations[0]?.url ?? null;
-        image.location_data = locations;
-      }
-      return image;
-    });
+  private toRecord(
+    r: ImageRow,
+    properties: Record<string, string | null>,
+  ): ImageRecord {
+    return {
+      id: r.id,
+      name: r.name,
+      size: toNumber(r.size),
+      virtual_size: toNumber(r.virtual_size),
+      disk_format: r.disk_format,
+      container_format: r.container_format,
+      status: r.status as ImageStatus,
+      is_public: Boolean(r.is_public),
+      checksum: r.checksum,
+      os_hash_algo: r.os_hash_algo,
+      os_hash_value: r.os_hash_value,
+      min_disk: Number(r.min_disk),
+      min_ram: Number(r.min_ram),
+      owner: r.owner,
+      protected: Boolean(r.protected),
+      created_at: r.created_at,
+      updated_at: r.updated_at,
+      deleted_at: r.deleted_at,
+      deleted: Boolean(r.deleted),
+      properties,
+    };
   }
 }

@@ -22,7 +22,27 @@ export class SqlReader {
 
   constructor(private readonly db: DataSource) {
     const type = db.options.type;
-    this.kind = type === 'better-sqlite3' ? 'sqlite' : type === 'postgres' ? 'postgres' : 'mysql';
+    this.kind =
+      type === 'better-sqlite3'
+        ? 'sqlite'
+        : type === 'postgres'
+          ? 'postgres'
+          : 'mysql';
+  }
+
+  /**
+   * SQL expression aggregating `name`/`value` rows into one JSON object
+   * (NULL or '{}' when there are none), in this database's dialect.
+   */
+  jsonObjectAgg(name: string, value: string): string {
+    switch (this.kind) {
+      case 'sqlite':
+        return `json_group_object(${name}, ${value})`;
+      case 'postgres':
+        return `json_object_agg(${name}, ${value})`;
+      default:
+        return `JSON_OBJECTAGG(${name}, ${value})`;
+    }
   }
 
   async all<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
@@ -42,9 +62,11 @@ export class SqlReader {
   private statement(sql: string): Statement {
     let statement = this.statements.get(sql);
     if (!statement) {
-      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.clear();
-      const connection = (this.db.driver as unknown as { databaseConnection: SqliteConnection })
-        .databaseConnection;
+      if (this.statements.size >= MAX_CACHED_STATEMENTS)
+        this.statements.clear();
+      const connection = (
+        this.db.driver as unknown as { databaseConnection: SqliteConnection }
+      ).databaseConnection;
       statement = connection.prepare(sql);
       this.statements.set(sql, statement);
     }
