@@ -36,27 +36,29 @@ const SORT_EXPRESSIONS: Record<SortKey, string> = {
 const IMAGE_COLUMNS =
   'i.id, i.name, i.size, i.virtual_size, i.disk_format, i.container_format, i.status, i.is_public, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.owner, i.protected, i.created_at, i.updated_at, i.deleted_at, i.deleted';
 
-interface ImageRow {
-  id: string;
-  name: string | null;
-  size: number | string | null;
-  virtual_size: number | string | null;
-  disk_format: string | null;
-  container_format: string | null;
-  status: string;
-  is_public: boolean | number;
-  checksum: string | null;
-  os_hash_algo: string | null;
-  os_hash_value: string | null;
-  min_disk: number | string;
-  min_ram: number | string;
-  owner: string | null;
-  protected: boolean | number;
-  created_at: string;
-  updated_at: string | null;
-  deleted_at: string | null;
-  deleted: boolean | number;
-}
+/** A row selected as IMAGE_COLUMNS followed by the properties column, in that order. */
+type ImageRow = [
+  id: string,
+  name: string | null,
+  size: number | string | null,
+  virtualSize: number | string | null,
+  diskFormat: string | null,
+  containerFormat: string | null,
+  status: string,
+  isPublic: boolean | number,
+  checksum: string | null,
+  osHashAlgo: string | null,
+  osHashValue: string | null,
+  minDisk: number | string,
+  minRam: number | string,
+  owner: string | null,
+  isProtected: boolean | number,
+  createdAt: string,
+  updatedAt: string | null,
+  deletedAt: string | null,
+  deleted: boolean | number,
+  properties: PropertiesColumn,
+];
 
 /** The properties column: JSON text (SQLite, MySQL), an object (PostgreSQL), NULL when none. */
 type PropertiesColumn = string | Record<string, string | null> | null;
@@ -152,14 +154,12 @@ export class ImageRegistry {
 
   /** An image by id, with properties and location; deleted ones only when asked. */
   async get(id: string, showDeleted = false): Promise<ImageRecord | null> {
-    const rows = await this.reader.all<
-      ImageRow & { properties: PropertiesColumn }
-    >(
+    const rows = (await this.reader.rows(
       `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i WHERE i.id = ?${showDeleted ? '' : ' AND i.deleted = ?'}`,
       showDeleted ? [false, id] : [false, id, false],
-    );
+    )) as ImageRow[];
     if (rows.length === 0) return null;
-    const image = this.toRecord(rows[0], parseProperties(rows[0].properties));
+    const image = toRecord(rows[0]);
     const locations = (
       await this.reader.all<{ value: string; meta_data: string | null }>(
         'SELECT value, meta_data FROM image_locations WHERE image_id = ? AND deleted = ? ORDER BY id',
@@ -225,12 +225,11 @@ export class ImageRegistry {
       `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i` +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ` ORDER BY ${order} LIMIT ${Math.max(0, Math.floor(query.limit))}`;
-    const rows = await this.reader.all<
-      ImageRow & { properties: PropertiesColumn }
-    >(sql, [false, ...params]);
-    return rows.map((row) =>
-      this.toRecord(row, parseProperties(row.properties)),
-    );
+    const rows = (await this.reader.rows(sql, [
+      false,
+      ...params,
+    ])) as ImageRow[];
+    return rows.map(toRecord);
   }
 
   /**
@@ -618,32 +617,51 @@ export class ImageRegistry {
       deleted: false,
     });
   }
+}
 
-  private toRecord(
-    r: ImageRow,
-    properties: Record<string, string | null>,
-  ): ImageRecord {
-    return {
-      id: r.id,
-      name: r.name,
-      size: toNumber(r.size),
-      virtual_size: toNumber(r.virtual_size),
-      disk_format: r.disk_format,
-      container_format: r.container_format,
-      status: r.status as ImageStatus,
-      is_public: Boolean(r.is_public),
-      checksum: r.checksum,
-      os_hash_algo: r.os_hash_algo,
-      os_hash_value: r.os_hash_value,
-      min_disk: Number(r.min_disk),
-      min_ram: Number(r.min_ram),
-      owner: r.owner,
-      protected: Boolean(r.protected),
-      created_at: r.created_at,
-      updated_at: r.updated_at,
-      deleted_at: r.deleted_at,
-      deleted: Boolean(r.deleted),
-      properties,
-    };
-  }
+function toRecord(row: ImageRow): ImageRecord {
+  const [
+    id,
+    name,
+    size,
+    virtualSize,
+    diskFormat,
+    containerFormat,
+    status,
+    isPublic,
+    checksum,
+    osHashAlgo,
+    osHashValue,
+    minDisk,
+    minRam,
+    owner,
+    isProtected,
+    createdAt,
+    updatedAt,
+    deletedAt,
+    deleted,
+    properties,
+  ] = row;
+  return {
+    id,
+    name,
+    size: toNumber(size),
+    virtual_size: toNumber(virtualSize),
+    disk_format: diskFormat,
+    container_format: containerFormat,
+    status: status as ImageStatus,
+    is_public: Boolean(isPublic),
+    checksum,
+    os_hash_algo: osHashAlgo,
+    os_hash_value: osHashValue,
+    min_disk: Number(minDisk),
+    min_ram: Number(minRam),
+    owner,
+    protected: Boolean(isProtected),
+    created_at: createdAt,
+    updated_at: updatedAt,
+    deleted_at: deletedAt,
+    deleted: Boolean(deleted),
+    properties: parseProperties(properties),
+  };
 }
