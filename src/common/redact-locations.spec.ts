@@ -5,7 +5,12 @@ describe('redactLocations', () => {
   it('removes location keys at every depth without touching the input', () => {
     const input = {
       images: [
-        { id: 'a', location: 'swift://u:p@x/a', location_data: [{ url: 'x' }], properties: { k: 'v' } },
+        {
+          id: 'a',
+          location: 'swift://u:p@x/a',
+          location_data: [{ url: 'x' }],
+          properties: { k: 'v' },
+        },
         { id: 'b', nested: { locations: ['s3://k:s@b/k'], keep: 1 } },
       ],
       location: 'file:///secret',
@@ -22,6 +27,17 @@ describe('redactLocations', () => {
     expect(input).toEqual(snapshot);
   });
 
+  it("keeps a user's property named location", () => {
+    const image = {
+      id: 'a',
+      location: 'swift://k@x/a',
+      properties: { location: 'rack 4', locations: 'x' },
+    };
+    expect(redactLocations({ image })).toEqual({
+      image: { id: 'a', properties: { location: 'rack 4', locations: 'x' } },
+    });
+  });
+
   it('returns clean values as they are', () => {
     const clean = { images: [{ id: 'a', properties: { x: null } }], n: 1 };
     expect(redactLocations(clean)).toBe(clean);
@@ -31,7 +47,11 @@ describe('redactLocations', () => {
 
   it('keeps the order and the untouched siblings of a redacted element', () => {
     const kept = { id: 'k' };
-    const out = redactLocations([kept, { id: 'r', location: 'x' }, { id: 'z' }]);
+    const out = redactLocations([
+      kept,
+      { id: 'r', location: 'x' },
+      { id: 'z' },
+    ]);
     expect(out).toEqual([{ id: 'k' }, { id: 'r' }, { id: 'z' }]);
     expect(out[0]).toBe(kept);
   });

@@ -1,8 +1,16 @@
 /** Keys that may carry store credentials: they never leave the service. */
-export const REDACTED_KEYS = new Set(['location', 'location_data', 'locations']);
+export const REDACTED_KEYS = new Set([
+  'location',
+  'location_data',
+  'locations',
+]);
+
+/** User metadata: a property may well be called "location" and is not a store URL. */
+const USER_DATA_KEYS = new Set(['properties']);
 
 /**
- * `value` without location keys at any depth. Objects that hold none are
+ * `value` without location keys at any depth (except inside image
+ * `properties`, which are the user's own data). Objects that hold none are
  * returned as they are (no copy on the hot path); the others are copied, so
  * the caller's data is never modified.
  */
@@ -16,14 +24,19 @@ export function redactLocations<T>(value: T): T {
     }
     return (out ?? value) as T;
   }
-  if (value === null || typeof value !== 'object' || value instanceof Date) return value;
+  if (value === null || typeof value !== 'object' || value instanceof Date)
+    return value;
   if (Buffer.isBuffer(value)) return value;
   const source = value as Record<string, unknown>;
   let out: Record<string, unknown> | null = null;
   const keys = Object.keys(source);
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i];
-    const v = REDACTED_KEYS.has(k) ? undefined : redactLocations(source[k]);
+    const v = REDACTED_KEYS.has(k)
+      ? undefined
+      : USER_DATA_KEYS.has(k)
+        ? source[k]
+        : redactLocations(source[k]);
     const changed = REDACTED_KEYS.has(k) || v !== source[k];
     if (changed && out === null) {
       out = {};

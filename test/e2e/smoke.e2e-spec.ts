@@ -24,4 +24,20 @@ describe('smoke', () => {
     expect(dl.status).toBe(200);
     expect(dl.body.equals(data)).toBe(true);
   });
+
+  it("keeps a user property called location while the store location stays hidden", async () => {
+    const image = await createImage(t, {
+      data: Buffer.from('x'),
+      properties: { location: 'rack-4' },
+    });
+    expect(image.properties).toEqual({ location: 'rack-4' });
+    expect(image).not.toHaveProperty('location');
+    const head = await request(t.http).head(`/v1/images/${image.id}`);
+    expect(head.headers['x-image-meta-property-location']).toBe('rack-4');
+    expect(head.headers['x-image-meta-location']).toBeUndefined();
+    const detail = await request(t.http).get('/v1/images/detail?is_public=None');
+    const listed = detail.body.images.find((i: { id: string }) => i.id === image.id);
+    expect(listed.properties).toEqual({ location: 'rack-4' });
+    expect(JSON.stringify(detail.body)).not.toContain('file://');
+  });
 });
