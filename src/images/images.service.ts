@@ -9,7 +9,10 @@ import { PolicyService } from '../policy/policy.service.js';
 import { ImageRegistry } from '../registry/image.registry.js';
 import type { ImageListQuery } from '../registry/image-list-query.js';
 import type { ImageFields, ImageRecord } from '../registry/image-record.js';
-import { RegistryError, RegistryErrorCode } from '../registry/registry.error.js';
+import {
+  RegistryError,
+  RegistryErrorCode,
+} from '../registry/registry.error.js';
 import type { ImageStore } from '../stores/image-store.interface.js';
 import { StoreRegistry } from '../stores/store.registry.js';
 import { PropertyProtectionService } from '../policy/property-protection.service.js';
@@ -23,13 +26,28 @@ import { ImageUploader } from './upload/image-uploader.js';
 import { UploadTracker } from './upload/upload-tracker.js';
 
 /** Fields shown by GET /v1/images (Glance's DISPLAY_FIELDS_IN_INDEX). */
-const INDEX_FIELDS = ['id', 'name', 'size', 'disk_format', 'container_format', 'checksum'] as const;
+const INDEX_FIELDS = [
+  'id',
+  'name',
+  'size',
+  'disk_format',
+  'container_format',
+  'checksum',
+] as const;
 
 /** Once active, only admins may change these (Glance's ACTIVE_IMMUTABLE). */
 const ACTIVE_IMMUTABLE = ['size', 'checksum'] as const;
 
 /** Keys clients may never set directly: the service owns them (OSSA 2015-019). */
-const SERVER_OWNED = ['status', 'created_at', 'updated_at', 'deleted_at', 'deleted', 'uri', 'copy_from'] as const;
+const SERVER_OWNED = [
+  'status',
+  'created_at',
+  'updated_at',
+  'deleted_at',
+  'deleted',
+  'uri',
+  'copy_from',
+] as const;
 
 /** Where the bytes of a create or update come from (the seed's scenarios 1 and 4). */
 export interface ImageBody {
@@ -63,10 +81,16 @@ export class ImagesService {
   /** The image as this caller may see it: properties it may not read are left out. */
   forCaller(ctx: RequestContext, image: ImageRecord): ImageRecord {
     if (!this.protections.enabled) return image;
-    return { ...image, properties: this.protections.readable(ctx, image.properties) };
+    return {
+      ...image,
+      properties: this.protections.readable(ctx, image.properties),
+    };
   }
 
-  async index(ctx: RequestContext, query: ImageListQuery): Promise<ImageIndexEntry[]> {
+  async index(
+    ctx: RequestContext,
+    query: ImageListQuery,
+  ): Promise<ImageIndexEntry[]> {
     const images = await this.list(ctx, query);
     return images.map((image) => {
       const entry: Record<string, unknown> = {};
@@ -75,8 +99,13 @@ export class ImagesService {
     });
   }
 
-  async detail(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
-    return (await this.list(ctx, query)).map((image) => this.forCaller(ctx, image));
+  async detail(
+    ctx: RequestContext,
+    query: ImageListQuery,
+  ): Promise<ImageRecord[]> {
+    return (await this.list(ctx, query)).map((image) =>
+      this.forCaller(ctx, image),
+    );
   }
 
   /** An image the caller may see, or 404 (existence of others' images never leaks). */
@@ -90,14 +119,16 @@ export class ImagesService {
 
   async getActive(ctx: RequestContext, id: string): Promise<ImageRecord> {
     const image = await this.getVisible(ctx, id);
-    if (image.status !== 'active') throw ApiError.notFound(`Image ${id} is not active`);
+    if (image.status !== 'active')
+      throw ApiError.notFound(`Image ${id} is not active`);
     return image;
   }
 
   /** The image's bytes; `size` is the recorded size the transfer is checked against. */
   async openData(image: ImageRecord): Promise<ImageData> {
     const size = image.size ?? 0;
-    if (size === 0 || !image.location) return { size: 0, reader: null, stream: null };
+    if (size === 0 || !image.location)
+      return { size: 0, reader: null, stream: null };
     try {
       const store = this.stores.forLocation(image.location);
       if (store.openReader) {
@@ -110,7 +141,9 @@ export class ImagesService {
       return { size, reader: null, stream: data.stream };
     } catch (err) {
       if (err instanceof StoreError && err.code === StoreErrorCode.NotFound) {
-        throw ApiError.notFound(`Image data for ${image.id} not found in its store`);
+        throw ApiError.notFound(
+          `Image data for ${image.id} not found in its store`,
+        );
       }
       throw err;
     }
@@ -124,7 +157,12 @@ export class ImagesService {
     }
   }
 
-  async create(ctx: RequestContext, meta: ImageMeta, body: ImageBody, copyFrom?: string): Promise<ImageRecord> {
+  async create(
+    ctx: RequestContext,
+    meta: ImageMeta,
+    body: ImageBody,
+    copyFrom?: string,
+  ): Promise<ImageRecord> {
     const location = meta.location ?? undefined;
     this.enforceSourcePolicies(ctx, meta, body, copyFrom);
     this.protections.enforceCreate(ctx, Object.keys(meta.properties));
@@ -132,14 +170,13 @@ export class ImagesService {
     await this.quotas.enforceImageCount(ctx);
     this.checkDeclaredSize(meta, body);
     this.rejectMultipleSources(location, copyFrom, body);
-    if (meta.store && !this.stores.has(meta.store)) {
-      throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
-    }
+    this.checkRequestedStore(meta);
     // Glance's registry takes only canonical UUIDs (others could never be list markers).
     if (meta.id && !isCanonicalUuid(meta.id)) {
       throw ApiError.badRequest('Invalid image id format');
     }
-    if (location || copyFrom) await this.sources.validate((location ?? copyFrom)!);
+    if (location || copyFrom)
+      await this.sources.validate((location ?? copyFrom)!);
 
     let size = meta.size ?? 0;
     if (location && !size) size = await this.sources.sizeOf(location);
@@ -151,12 +188,20 @@ export class ImagesService {
         owner: ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner,
         size,
         // Size 0 with nothing to upload is a complete (empty) image, as in Glance.
-        status: meta.size === 0 && !body.stream && !copyFrom && !location ? 'active' : 'queued',
+        status:
+          meta.size === 0 && !body.stream && !copyFrom && !location
+            ? 'active'
+            : 'queued',
         properties: meta.properties,
       });
     } catch (err) {
-      if (err instanceof RegistryError && err.code === RegistryErrorCode.Duplicate) {
-        throw ApiError.conflict(`An image with identifier ${meta.id} already exists`);
+      if (
+        err instanceof RegistryError &&
+        err.code === RegistryErrorCode.Duplicate
+      ) {
+        throw ApiError.conflict(
+          `An image with identifier ${meta.id} already exists`,
+        );
       }
       throw err;
     }
@@ -184,7 +229,9 @@ export class ImagesService {
       for (const key of ACTIVE_IMMUTABLE) {
         const value = meta[key];
         if (value !== undefined && value !== null && value !== orig[key]) {
-          throw ApiError.forbidden(`Forbidden to modify '${key}' of active image.`);
+          throw ApiError.forbidden(
+            `Forbidden to modify '${key}' of active image.`,
+          );
         }
       }
     }
@@ -192,18 +239,22 @@ export class ImagesService {
       throw ApiError.conflict('Cannot upload to an unqueued image');
     }
     if ((location || copyFrom) && orig.status !== 'queued') {
-      throw ApiError.badRequest('Attempted to update Location field for an image not in queued status.');
+      throw ApiError.badRequest(
+        'Attempted to update Location field for an image not in queued status.',
+      );
     }
     this.rejectMultipleSources(location, copyFrom, body);
-    if (meta.store && !this.stores.has(meta.store)) {
-      throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
-    }
-    if (location || copyFrom) await this.sources.validate((location ?? copyFrom)!);
-    const activating = body.stream !== null || location !== undefined || copyFrom !== undefined;
+    this.checkRequestedStore(meta);
+    if (location || copyFrom)
+      await this.sources.validate((location ?? copyFrom)!);
+    const activating =
+      body.stream !== null || location !== undefined || copyFrom !== undefined;
     if (activating) this.validateForActivation(meta, orig);
 
     // Properties are replaced unless the client says not to, or is uploading data.
-    const purgeProps = body.stream === null && (purgeHeader === undefined || boolish(purgeHeader));
+    const purgeProps =
+      body.stream === null &&
+      (purgeHeader === undefined || boolish(purgeHeader));
     const origKeys = new Set(Object.keys(orig.properties));
     const newKeys = Object.keys(meta.properties);
     this.protections.enforceUpdate(
@@ -212,7 +263,10 @@ export class ImagesService {
       meta.properties,
       orig.properties,
     );
-    this.protections.enforceCreate(ctx, newKeys.filter((k) => !origKeys.has(k)));
+    this.protections.enforceCreate(
+      ctx,
+      newKeys.filter((k) => !origKeys.has(k)),
+    );
     if (purgeProps) {
       this.protections.enforceDelete(
         ctx,
@@ -221,14 +275,23 @@ export class ImagesService {
         orig.properties,
       );
     }
-    this.quotas.enforcePropertyQuota(meta.properties, orig.properties, purgeProps);
+    this.quotas.enforcePropertyQuota(
+      meta.properties,
+      orig.properties,
+      purgeProps,
+    );
 
     const fields = this.clientFields(meta);
     if (!ctx.isAdmin) delete fields.owner;
-    if (location && !meta.size) fields.size = await this.sources.sizeOf(location);
+    if (location && !meta.size)
+      fields.size = await this.sources.sizeOf(location);
     let image: ImageRecord;
     try {
-      image = await this.registry.update(id, { fields, properties: meta.properties, purgeProps });
+      image = await this.registry.update(id, {
+        fields,
+        properties: meta.properties,
+        purgeProps,
+      });
     } catch (err) {
       throw this.registryError(err, id);
     }
@@ -250,19 +313,31 @@ export class ImagesService {
       this.validateForActivation(meta, image);
       if (!isOctetStream(body.contentType)) {
         await this.killQueued(image.id);
-        throw ApiError.badRequest('Content-Type must be application/octet-stream');
+        throw ApiError.badRequest(
+          'Content-Type must be application/octet-stream',
+        );
       }
       const store = await this.writableStore(storeName, image.id);
-      const limit = await this.uploadLimit(image).catch(async (err: unknown) => {
-        // As in Glance, an upload refused by the quota kills the image: a queued one would hold quota.
-        await this.killQueued(image.id);
-        throw err;
+      const limit = await this.uploadLimit(image).catch(
+        async (err: unknown) => {
+          // As in Glance, an upload refused by the quota kills the image: a queued one would hold quota.
+          await this.killQueued(image.id);
+          throw err;
+        },
+      );
+      return this.uploader.upload({
+        image,
+        source: body.stream,
+        store,
+        ...limit,
+        fromClient: true,
       });
-      return this.uploader.upload({ image, source: body.stream, store, ...limit, fromClient: true });
     }
     if (copyFrom) {
       const store = await this.writableStore(storeName, image.id);
-      this.logger.log(`Triggering asynchronous copy from external source for image ${image.id}`);
+      this.logger.log(
+        `Triggering asynchronous copy from external source for image ${image.id}`,
+      );
       void this.copyFromSource(image, copyFrom, store);
       return image;
     }
@@ -291,7 +366,11 @@ export class ImagesService {
   }
 
   /** Scenario 2: the bytes are copied in the background; failures leave the image killed. */
-  private async copyFromSource(image: ImageRecord, url: string, store: ImageStore): Promise<void> {
+  private async copyFromSource(
+    image: ImageRecord,
+    url: string,
+    store: ImageStore,
+  ): Promise<void> {
     try {
       const remote = await this.sources.open(url);
       const limit = await this.uploadLimit(image);
@@ -304,13 +383,20 @@ export class ImagesService {
       });
     } catch (err) {
       await this.killQueued(image.id);
-      this.notifier.error(IMAGE_EVENTS.upload, `Copy from external source failed: ${(err as Error).message}`);
-      this.logger.warn(`Copy from external source failed for image ${image.id}: ${(err as Error).message}`);
+      this.notifier.error(
+        IMAGE_EVENTS.upload,
+        `Copy from external source failed: ${(err as Error).message}`,
+      );
+      this.logger.warn(
+        `Copy from external source failed for image ${image.id}: ${(err as Error).message}`,
+      );
     }
   }
 
   /** The byte limit of an upload: the size cap, or less when the owner's storage quota is nearer. */
-  private async uploadLimit(image: ImageRecord): Promise<{ maxBytes: number; limitReason: 'size_cap' | 'quota' }> {
+  private async uploadLimit(
+    image: ImageRecord,
+  ): Promise<{ maxBytes: number; limitReason: 'size_cap' | 'quota' }> {
     const remaining = await this.quotas.remainingStorage(image.owner, image.id);
     if (remaining !== null && image.size && image.size > remaining) {
       throw this.quotas.storageQuotaError(remaining);
@@ -322,7 +408,10 @@ export class ImagesService {
   }
 
   /** A read-only store (http) cannot take the upload the image was reserved for: kill it, as Glance does. */
-  private async writableStore(name: string, imageId: string): Promise<ImageStore> {
+  private async writableStore(
+    name: string,
+    imageId: string,
+  ): Promise<ImageStore> {
     try {
       return this.stores.writable(name);
     } catch (err) {
@@ -331,16 +420,27 @@ export class ImagesService {
     }
   }
 
-  private enforceSourcePolicies(ctx: RequestContext, meta: ImageMeta, body: ImageBody, copyFrom?: string): void {
+  private enforceSourcePolicies(
+    ctx: RequestContext,
+    meta: ImageMeta,
+    body: ImageBody,
+    copyFrom?: string,
+  ): void {
     if (meta.is_public) this.policy.enforce(ctx, 'publicize_image');
     if (copyFrom) this.policy.enforce(ctx, 'copy_from');
     if (body.stream || copyFrom) this.policy.enforce(ctx, 'upload_image');
     if (meta.location) this.policy.enforce(ctx, 'set_image_location');
   }
 
-  private rejectMultipleSources(location: string | undefined, copyFrom: string | undefined, body: ImageBody): void {
+  private rejectMultipleSources(
+    location: string | undefined,
+    copyFrom: string | undefined,
+    body: ImageBody,
+  ): void {
     if ([location, copyFrom, body.stream].filter(Boolean).length >= 2) {
-      throw ApiError.badRequest("It's invalid to provide multiple image sources.");
+      throw ApiError.badRequest(
+        "It's invalid to provide multiple image sources.",
+      );
     }
   }
 
@@ -349,9 +449,12 @@ export class ImagesService {
     validateImageMeta(
       {
         name: meta.name !== undefined ? meta.name : image.name,
-        disk_format: meta.disk_format !== undefined ? meta.disk_format : image.disk_format,
+        disk_format:
+          meta.disk_format !== undefined ? meta.disk_format : image.disk_format,
         container_format:
-          meta.container_format !== undefined ? meta.container_format : image.container_format,
+          meta.container_format !== undefined
+            ? meta.container_format
+            : image.container_format,
       },
       this.config,
     );
@@ -379,21 +482,36 @@ export class ImagesService {
       try {
         await this.stores.forLocation(image.location).delete(image.location);
       } catch (err) {
-        this.logger.error(`Failed to delete data of image ${id}: ${(err as Error).message}`);
+        this.logger.error(
+          `Failed to delete data of image ${id}: ${(err as Error).message}`,
+        );
       }
     }
     this.notifier.info(IMAGE_EVENTS.delete, deleted);
     return deleted;
   }
 
-  private async list(ctx: RequestContext, query: ImageListQuery): Promise<ImageRecord[]> {
+  private async list(
+    ctx: RequestContext,
+    query: ImageListQuery,
+  ): Promise<ImageRecord[]> {
     try {
       return await this.registry.list(ctx, query);
     } catch (err) {
-      if (err instanceof RegistryError && err.code === RegistryErrorCode.InvalidMarker) {
+      if (
+        err instanceof RegistryError &&
+        err.code === RegistryErrorCode.InvalidMarker
+      ) {
         throw ApiError.badRequest(err.message);
       }
       throw err;
+    }
+  }
+
+  /** x-image-meta-store must name a configured store (Glance's _reserve). */
+  private checkRequestedStore(meta: ImageMeta): void {
+    if (meta.store && !this.stores.has(meta.store)) {
+      throw ApiError.badRequest(`Required store ${meta.store} is invalid`);
     }
   }
 
@@ -410,9 +528,14 @@ export class ImagesService {
 
   private assertMutable(ctx: RequestContext, image: ImageRecord): void {
     if (ctx.isAdmin) return;
-    if (image.owner === null || ctx.owner === null || image.owner !== ctx.owner) {
+    if (
+      image.owner === null ||
+      ctx.owner === null ||
+      image.owner !== ctx.owner
+    ) {
       // Visible but not ours: Glance answers 403 for public images, 404 otherwise.
-      if (image.is_public) throw ApiError.forbidden('You do not own this image');
+      if (image.is_public)
+        throw ApiError.forbidden('You do not own this image');
       throw ApiError.notFound(`Image with identifier ${image.id} not found`);
     }
   }
@@ -420,7 +543,13 @@ export class ImagesService {
   private clientFields(meta: ImageMeta): ImageFields {
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(meta)) {
-      if (key === 'properties' || key === 'id' || key === 'location' || key === 'store') continue;
+      if (
+        key === 'properties' ||
+        key === 'id' ||
+        key === 'location' ||
+        key === 'store'
+      )
+        continue;
       if ((SERVER_OWNED as readonly string[]).includes(key)) continue;
       fields[key] = value;
     }
@@ -429,7 +558,10 @@ export class ImagesService {
 
   private async killQueued(id: string): Promise<void> {
     try {
-      await this.registry.update(id, { fields: { status: 'killed' }, fromState: 'queued' });
+      await this.registry.update(id, {
+        fields: { status: 'killed' },
+        fromState: 'queued',
+      });
     } catch {
       // Already moved on; nothing to kill.
     }
@@ -437,19 +569,26 @@ export class ImagesService {
 
   private registryError(err: unknown, id: string): Error {
     if (err instanceof RegistryError) {
-      if (err.code === RegistryErrorCode.NotFound) return ApiError.notFound(`Image with identifier ${id} not found`);
-      if (err.code === RegistryErrorCode.Conflict) return ApiError.conflict('Image operation conflicts');
+      if (err.code === RegistryErrorCode.NotFound)
+        return ApiError.notFound(`Image with identifier ${id} not found`);
+      if (err.code === RegistryErrorCode.Conflict)
+        return ApiError.conflict('Image operation conflicts');
     }
     return err as Error;
   }
 }
 
 function isOctetStream(contentType: string | undefined): boolean {
-  return (contentType ?? '').split(';')[0].trim().toLowerCase() === 'application/octet-stream';
+  return (
+    (contentType ?? '').split(';')[0].trim().toLowerCase() ===
+    'application/octet-stream'
+  );
 }
 
 function boolish(value: string): boolean {
-  return ['1', 't', 'true', 'on', 'y', 'yes'].includes(value.trim().toLowerCase());
+  return ['1', 't', 'true', 'on', 'y', 'yes'].includes(
+    value.trim().toLowerCase(),
+  );
 }
 
 /** Ids are checked before any lookup: 36 chars max, no path or control characters. */
@@ -459,6 +598,7 @@ export function validId(id: string): boolean {
 
 /** Glance's is_uuid_like: str(uuid.UUID(id)) == id, lowercase 8-4-4-4-12 hex. */
 function isCanonicalUuid(id: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id);
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(
+    id,
+  );
 }
-

@@ -1,4 +1,5 @@
 import {
+  applyDecorators,
   Controller,
   Delete,
   Get,
@@ -20,6 +21,21 @@ import type { Request, Response } from 'express';
 import { ApiError, ApiErrorCode } from '../common/api-error.js';
 import { contextOf } from '../common/request-context.accessor.js';
 import { MembersService } from './members.service.js';
+
+/** OpenAPI: the refusals shared by both ways of adding members. */
+const ApiMembershipChangeErrors = () =>
+  applyDecorators(
+    ApiResponse({ status: 401, description: 'Caller has no tenant' }),
+    ApiResponse({ status: 403, description: 'Denied by policy' }),
+    ApiResponse({
+      status: 404,
+      description: 'Image not visible, deleted, or not sharable by the caller',
+    }),
+    ApiResponse({
+      status: 413,
+      description: 'More members than IMAGE_MEMBER_QUOTA',
+    }),
+  );
 
 /** JSON bodies here are a few member ids: anything larger is refused unread. */
 const MAX_JSON_BODY_BYTES = 64 * 1024;
@@ -150,16 +166,7 @@ export class MembersController {
     status: 400,
     description: 'Malformed JSON or membership list',
   })
-  @ApiResponse({ status: 401, description: 'Caller has no tenant' })
-  @ApiResponse({ status: 403, description: 'Denied by policy' })
-  @ApiResponse({
-    status: 404,
-    description: 'Image not visible, deleted, or not sharable by the caller',
-  })
-  @ApiResponse({
-    status: 413,
-    description: 'More members than IMAGE_MEMBER_QUOTA',
-  })
+  @ApiMembershipChangeErrors()
   async replace(
     @Req() req: Request,
     @Param('imageId') imageId: string,
@@ -202,16 +209,7 @@ export class MembersController {
   })
   @ApiResponse({ status: 204, description: 'Added or updated' })
   @ApiResponse({ status: 400, description: 'Malformed JSON or body' })
-  @ApiResponse({ status: 401, description: 'Caller has no tenant' })
-  @ApiResponse({ status: 403, description: 'Denied by policy' })
-  @ApiResponse({
-    status: 404,
-    description: 'Image not visible, deleted, or not sharable by the caller',
-  })
-  @ApiResponse({
-    status: 413,
-    description: 'More members than IMAGE_MEMBER_QUOTA',
-  })
+  @ApiMembershipChangeErrors()
   async put(
     @Req() req: Request,
     @Param('imageId') imageId: string,
