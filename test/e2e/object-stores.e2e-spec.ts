@@ -12,7 +12,13 @@ import {
   waitFor,
 } from '../support/image-assertions.js';
 import { createImage, metaHeaders } from '../support/image-builder.js';
-import { chunksOf, portOf, rawRequest, slowBody } from '../support/raw-http.js';
+import {
+  chunksOf,
+  openUpload,
+  portOf,
+  rawRequest,
+  slowBody,
+} from '../support/raw-http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const missing = [
@@ -341,18 +347,7 @@ describe.each<[StoreName]>([['swift'], ['s3']])(
 
     it('kills the image and leaves no segments or parts when the client goes away mid-upload', async () => {
       const id = randomUUID();
-      const req = http.request({
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/images',
-        headers: {
-          ...metaHeaders({ id }),
-          'content-type': 'application/octet-stream',
-        },
-        agent: false,
-      });
-      req.on('error', () => undefined);
+      const req = openUpload(port, metaHeaders({ id }));
       // Past one S3 part (5 MiB) and several Swift segments (1 MiB).
       for (const chunk of chunksOf(7 * MiB, 7)) req.write(chunk);
       await waitFor(

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import { PassThrough } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +10,13 @@ import {
   waitFor,
 } from '../support/image-assertions.js';
 import { createImage, metaHeaders } from '../support/image-builder.js';
-import { chunksOf, portOf, rawRequest, slowBody } from '../support/raw-http.js';
+import {
+  chunksOf,
+  openUpload,
+  portOf,
+  rawRequest,
+  slowBody,
+} from '../support/raw-http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const CAP = 1000;
@@ -154,18 +159,7 @@ describe('uploads that fail (IMAGE_SIZE_CAP=1000)', () => {
   describe('client disconnect', () => {
     it('kills the image and removes its partial data when the client goes away mid-upload', async () => {
       const id = randomUUID();
-      const req = http.request({
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/images',
-        headers: {
-          ...metaHeaders({ id }),
-          'content-type': 'application/octet-stream',
-        },
-        agent: false,
-      });
-      req.on('error', () => undefined);
+      const req = openUpload(port, metaHeaders({ id }));
       req.write(Buffer.alloc(300, 7));
       // The image is saving once the server started to consume the body.
       await waitFor(

@@ -109,3 +109,24 @@ export function chunksOf(size: number, count: number, fill = 0x61): Buffer[] {
   for (let i = 0; i < size; i += step) out.push(data.subarray(i, i + step));
   return out;
 }
+
+/**
+ * Starts an octet-stream upload of a new image with id `id` and leaves it
+ * open: the caller writes chunks and may destroy it to play a client that
+ * goes away mid-upload. Connection errors are expected and ignored.
+ */
+export function openUpload(
+  port: number,
+  headers: http.OutgoingHttpHeaders,
+): http.ClientRequest {
+  const req = http.request({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path: '/v1/images',
+    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    agent: false,
+  });
+  req.on('error', () => undefined);
+  return req;
+}
