@@ -343,8 +343,9 @@ export class ImagesService {
     }
     if (meta.location) {
       this.validateForActivation(meta, image);
-      const remote = await this.sources.sizeOf(meta.location);
-      if (meta.size && remote && remote !== meta.size) {
+      // Without a provided size the remote one was just taken: no second request.
+      const remote = meta.size ? await this.sources.sizeOf(meta.location) : 0;
+      if (remote && remote !== meta.size) {
         throw ApiError.conflict(
           `Provided image size must match the stored image size. (provided size: ${meta.size}, stored size: ${remote})`,
         );
