@@ -593,7 +593,7 @@ function boolish(value: string): boolean {
 }
 
 /** Ids are checked before any lookup: 36 chars max, no path or control characters. */
-export function validId(id: string): boolean {
+function validId(id: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$/.test(id);
 }
 

@@ -7,14 +7,6 @@ export type ImageStatus =
   | 'deleted'
   | 'pending_delete';
 
-export const IMAGE_STATUSES: readonly ImageStatus[] = [
-  'queued',
-  'saving',
-  'active',
-  'killed',
-  'deleted',
-  'pending_delete',
-];
 
 export interface LocationData {
   url: string;
