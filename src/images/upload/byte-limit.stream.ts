@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { noteReceivedBytes } from '../../common/received-buffer-collector.js';
 
 /** Raised when a stream carries more bytes than allowed (size cap or storage quota). */
 export class ByteLimitExceededError extends Error {
@@ -35,6 +36,7 @@ export class ByteLimitStream extends Transform {
     done: TransformCallback,
   ): void {
     this.seen += chunk.length;
+    noteReceivedBytes(chunk.length);
     if (this.seen > this.limit)
       return done(new ByteLimitExceededError(this.limit, this.reason));
     done(null, chunk);
