@@ -135,6 +135,10 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(1)
   STALE_UPLOAD_SECONDS = 120;
 
+  /** Threads hashing uploads (md5 + sha512); each upload uses one. Each costs ~12 MiB. */
+  @Transform(toInt) @IsInt() @Min(1)
+  HASH_WORKERS = 1;
+
   /** On SIGTERM, seconds in-flight transfers may take to finish before uploads are killed. */
   @Transform(toInt) @IsInt() @Min(0)
   SHUTDOWN_TIMEOUT = 30;

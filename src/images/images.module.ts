@@ -14,11 +14,20 @@ import { ImageUploader } from './upload/image-uploader.js';
 import { UploadTracker } from './upload/upload-tracker.js';
 import { UploadReaperService } from './upload/upload-reaper.service.js';
 import { GracefulShutdownService } from './upload/graceful-shutdown.service.js';
+import { HashWorkerPool } from './upload/hash-worker-pool.js';
+import { AppConfig } from '../config/app-config.js';
 
 @Module({
   imports: [RegistryModule, StoresModule, PolicyModule, NotificationsModule],
   controllers: [ImagesController],
-  providers: [ImagesService, QuotaService, ScrubberService, UploadReaperService, GracefulShutdownService, ExternalSourceService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe],
+  providers: [ImagesService, QuotaService, ScrubberService, UploadReaperService, GracefulShutdownService, ExternalSourceService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe,
+    {
+      provide: HashWorkerPool,
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) =>
+        new HashWorkerPool({ workers: config.HASH_WORKERS }),
+    },
+  ],
   exports: [ImagesService, UploadTracker, ScrubberService],
 })
 export class ImagesModule {}

@@ -242,6 +242,48 @@ describe('DigestStream', () => {
     expect(() => new DigestStream({ pool: own })).toThrow(/closed/);
   });
 
+  it('starts workers with the first stream and spreads streams over them', async () => {
+    const own = new HashWorkerPool({ workers: 3 });
+    try {
+      expect(own.runningWorkers).toBe(0);
+      const inputs = Array.from({ length: 6 }, (_, i) =>
+        randomData(3 * MiB + i * 1001, 100 + i),
+      );
+      const results = await Promise.all(
+        inputs.map((data) => digestOf(randomChunks(data, 7, 64 * 1024), own)),
+      );
+      results.forEach(({ result }, i) => {
+        expect(result).toEqual(expected(inputs[i]));
+      });
+      expect(own.runningWorkers).toBe(3);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('fails open streams when a worker dies and hashes the next stream with new workers', async () => {
+    const own = new HashWorkerPool();
+    try {
+      const digest = new DigestStream({ pool: own });
+      const errored = new Promise((resolve) => digest.once('error', resolve));
+      digest.write(randomData(2 * MiB, 15));
+      // No public way to crash a worker: terminate the thread itself.
+      const { workers } = own as unknown as {
+        workers: { thread: { terminate(): Promise<number> } }[];
+      };
+      await workers[0].thread.terminate();
+      expect(await errored).toBeInstanceOf(Error);
+      await expect(digest.result()).rejects.toThrow(/hash worker 0 exited/);
+
+      const data = randomData(5 * MiB + 3, 16);
+      const { result } = await digestOf(randomChunks(data, 7, 64 * 1024), own);
+      expect(result).toEqual(expected(data));
+      expect(own.activeStreams).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('keeps slabs bounded for 512 MiB into a slow consumer', async () => {
     const own = new HashWorkerPool();
     try {

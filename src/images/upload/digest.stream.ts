@@ -1,7 +1,10 @@
 import { Transform } from 'node:stream';
 import type { TransformCallback, TransformOptions } from 'node:stream';
-import { HashWorkerPool } from './hash-worker-pool.js';
-import type { HashDigests, HashSlab } from './hash-worker-pool.js';
+import type {
+  HashDigests,
+  HashSlab,
+  HashWorkerPool,
+} from './hash-worker-pool.js';
 
 export interface DigestResult extends HashDigests {
   size: number;
@@ -11,8 +14,8 @@ export interface DigestStreamOptions extends Pick<
   TransformOptions,
   'highWaterMark'
 > {
-  /** Defaults to the process-wide HashWorkerPool.shared(). */
-  pool?: HashWorkerPool;
+  /** The workers that compute the digests. */
+  pool: HashWorkerPool;
   /** Slabs this stream may hold (filling + being hashed) before it stops reading. */
   maxSlabsInFlight?: number;
 }
@@ -42,7 +45,7 @@ export class DigestStream extends Transform {
   private waitingForSlab: (() => void) | undefined;
   private finished = false;
 
-  constructor(options: DigestStreamOptions = {}) {
+  constructor(options: DigestStreamOptions) {
     super({ highWaterMark: options.highWaterMark });
     this.maxSlabsInFlight =
       options.maxSlabsInFlight ?? DEFAULT_MAX_SLABS_IN_FLIGHT;
@@ -54,7 +57,7 @@ export class DigestStream extends Transform {
     });
     // Callers may never ask for the result of a failed upload.
     this.outcome.catch(() => undefined);
-    this.pool = options.pool ?? HashWorkerPool.shared();
+    this.pool = options.pool;
     this.id = this.pool.open({
       onSlabReleased: () => this.onSlabReleased(),
       onFailure: (error) => this.destroy(error),

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 
-/** A fixed-size shared buffer that both hash workers read without copying. */
+/** A fixed-size shared buffer that the hash workers read without copying. */
 export interface HashSlab {
   readonly index: number;
   readonly view: Uint8Array;
@@ -12,13 +12,15 @@ export interface HashDigests {
 }
 
 export interface HashStreamHandlers {
-  /** A slab submitted by this stream has been hashed by both workers. */
+  /** A slab submitted by this stream has been hashed. */
   onSlabReleased(): void;
   /** The pool failed (a worker died or the pool was closed); the stream cannot finish. */
   onFailure(error: Error): void;
 }
 
 export interface HashWorkerPoolOptions {
+  /** Worker threads; each stream is hashed (md5 and sha512) by one of them. */
+  workers?: number;
   /** Bytes per slab; every update message hashes up to this many bytes. */
   slabSize?: number;
   /** Released slabs kept for reuse; beyond this they are dropped for the GC. */
@@ -27,25 +29,22 @@ export interface HashWorkerPoolOptions {
 
 export const DEFAULT_SLAB_SIZE = 1024 * 1024;
 const DEFAULT_MAX_IDLE_SLABS = 8;
-const ALGORITHMS = ['md5', 'sha512'] as const;
-type Algorithm = (typeof ALGORITHMS)[number];
 
 // Plain CommonJS so it runs via `eval: true` from dist/ and under Vitest alike.
 // Messages from one port arrive in order, so a stream's updates always precede
 // its final/drop, and a slab's registration precedes its first update.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
+const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const algorithm = workerData.algorithm;
 const slabs = new Map();
 const hashes = new Map();
-function hashFor(id) {
-  let hash = hashes.get(id);
-  if (hash === undefined) {
-    hash = createHash(algorithm);
-    hashes.set(id, hash);
+function hashesFor(id) {
+  let pair = hashes.get(id);
+  if (pair === undefined) {
+    pair = [createHash('md5'), createHash('sha512')];
+    hashes.set(id, pair);
   }
-  return hash;
+  return pair;
 }
 parentPort.on('message', (m) => {
   switch (m.op) {
@@ -55,14 +54,20 @@ parentPort.on('message', (m) => {
     case 'unslab':
       slabs.delete(m.slab);
       break;
-    case 'update':
-      hashFor(m.id).update(slabs.get(m.slab).subarray(0, m.length));
+    case 'update': {
+      const bytes = slabs.get(m.slab).subarray(0, m.length);
+      for (const hash of hashesFor(m.id)) hash.update(bytes);
       parentPort.postMessage({ op: 'ack', slab: m.slab });
       break;
+    }
     case 'final': {
-      const hex = hashFor(m.id).digest('hex');
+      const [md5, sha512] = hashesFor(m.id);
       hashes.delete(m.id);
-      parentPort.postMessage({ op: 'closed', id: m.id, hex });
+      parentPort.postMessage({
+        op: 'closed',
+        id: m.id,
+        digests: { md5: md5.digest('hex'), sha512: sha512.digest('hex') },
+      });
       break;
     }
     case 'drop':
@@ -76,16 +81,18 @@ parentPort.on('message', (m) => {
 interface SlabRecord extends HashSlab {
   buffer: SharedArrayBuffer;
   owner: number;
-  /** Workers that have not yet acknowledged the current contents. */
-  pendingAcks: number;
+}
+
+interface HashWorker {
+  thread: Worker;
+  /** Streams whose hash state lives in this worker. */
+  streams: number;
 }
 
 interface StreamState {
   handlers: HashStreamHandlers;
-  /** Workers that have not yet confirmed that their hash state is gone. */
-  openWorkers: number;
+  worker: HashWorker;
   closing: boolean;
-  digests: Partial<HashDigests>;
   finish?: {
     resolve: (digests: HashDigests) => void;
     reject: (error: Error) => void;
@@ -93,20 +100,26 @@ interface StreamState {
 }
 
 type WorkerReply =
-  { op: 'ack'; slab: number } | { op: 'closed'; id: number; hex?: string };
+  | { op: 'ack'; slab: number }
+  | { op: 'closed'; id: number; digests?: HashDigests };
 
 /**
- * Two persistent worker threads, one per algorithm, shared by every upload.
- * Callers fill slabs and submit them; each slab is released once both workers
- * acknowledged it. Workers are ref'd only while a stream is open so an idle
- * pool never keeps the process alive.
+ * Hash worker threads shared by every upload, started with the first stream.
+ * A stream is pinned
+ * to the worker with the fewest streams, which computes both digests of its
+ * slabs; callers fill slabs and submit them, and a slab is released once its
+ * worker acknowledged it. One worker per stream rather than one per
+ * algorithm: on two cores the main thread and the hashing compete for CPU
+ * anyway, and every worker is a whole Node isolate (~12 MiB of RSS).
+ * Workers are ref'd only while a stream is open so an idle pool never keeps
+ * the process alive. A worker that dies fails the open streams and the next
+ * stream starts fresh workers; only close() is final.
  */
 export class HashWorkerPool {
-  private static instance: HashWorkerPool | undefined;
-
   readonly slabSize: number;
+  private readonly workerCount: number;
   private readonly maxIdleSlabs: number;
-  private readonly workers: Record<Algorithm, Worker>;
+  private workers: HashWorker[] = [];
   private readonly streams = new Map<number, StreamState>();
   private readonly slabs = new Map<number, SlabRecord>();
   private readonly idleSlabs: SlabRecord[] = [];
@@ -114,29 +127,27 @@ export class HashWorkerPool {
   private nextSlabIndex = 0;
   private closedWith: Error | undefined;
 
-  /** The process-wide pool, created on first use and recreated after close(). */
-  static shared(): HashWorkerPool {
-    if (!HashWorkerPool.instance || HashWorkerPool.instance.closed) {
-      HashWorkerPool.instance = new HashWorkerPool();
-    }
-    return HashWorkerPool.instance;
-  }
-
   constructor(options: HashWorkerPoolOptions = {}) {
+    const workers = options.workers ?? 1;
+    this.workerCount = workers;
     this.slabSize = options.slabSize ?? DEFAULT_SLAB_SIZE;
     this.maxIdleSlabs = options.maxIdleSlabs ?? DEFAULT_MAX_IDLE_SLABS;
+    if (!Number.isInteger(workers) || workers <= 0) {
+      throw new RangeError('workers must be a positive integer');
+    }
     if (!Number.isInteger(this.slabSize) || this.slabSize <= 0) {
       throw new RangeError('slabSize must be a positive integer');
     }
-    this.workers = {
-      md5: this.spawn('md5'),
-      sha512: this.spawn('sha512'),
-    };
   }
 
-  /** Streams whose hash state still exists in at least one worker. */
+  /** Streams whose hash state still exists in a worker. */
   get activeStreams(): number {
     return this.streams.size;
+  }
+
+  /** Worker threads running now (none before the first stream). */
+  get runningWorkers(): number {
+    return this.workers.length;
   }
 
   /** Slabs currently allocated (in use or idle for reuse). */
@@ -150,13 +161,11 @@ export class HashWorkerPool {
 
   open(handlers: HashStreamHandlers): number {
     if (this.closedWith) throw this.closedWith;
+    if (this.workers.length === 0) this.startWorkers();
     const id = this.nextStreamId++;
-    this.streams.set(id, {
-      handlers,
-      openWorkers: ALGORITHMS.length,
-      closing: false,
-      digests: {},
-    });
+    const worker = this.workers.reduce((a, b) => (b.streams < a.streams ? b : a));
+    worker.streams++;
+    this.streams.set(id, { handlers, worker, closing: false });
     if (this.streams.size === 1) this.setRef(true);
     return id;
   }
@@ -169,18 +178,10 @@ export class HashWorkerPool {
     return slab;
   }
 
-  /** Hands the first `length` bytes of the slab to both workers. */
+  /** Hands the first `length` bytes of the slab to the stream's worker. */
   submit(id: number, slab: HashSlab, length: number): void {
-    const record = this.record(slab);
-    record.pendingAcks = ALGORITHMS.length;
-    for (const algorithm of ALGORITHMS) {
-      this.workers[algorithm].postMessage({
-        op: 'update',
-        id,
-        slab: slab.index,
-        length,
-      });
-    }
+    this.record(slab);
+    this.postTo(id, { op: 'update', id, slab: slab.index, length });
   }
 
   /** Returns a slab that was acquired but never submitted. */
@@ -197,57 +198,93 @@ export class HashWorkerPool {
     state.closing = true;
     return new Promise((resolve, reject) => {
       state.finish = { resolve, reject };
-      for (const algorithm of ALGORITHMS) {
-        this.workers[algorithm].postMessage({ op: 'final', id });
-      }
+      this.postTo(id, { op: 'final', id });
     });
   }
 
-  /** Frees the workers' state for `id`; a pending finish() rejects. */
+  /** Frees the worker's state for `id`; a pending finish() rejects. */
   abort(id: number): void {
     const state = this.streams.get(id);
     if (!state) return;
     state.finish?.reject(new Error(`hash stream ${id} was aborted`));
     state.finish = undefined;
-    // After final the workers drop the state by themselves.
+    // After final the worker drops the state by itself.
     if (state.closing) return;
     state.closing = true;
-    for (const algorithm of ALGORITHMS) {
-      this.workers[algorithm].postMessage({ op: 'drop', id });
+    this.postTo(id, { op: 'drop', id });
+  }
+
+  /** Nest calls this last when the app shuts down, after uploads were drained. */
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
+  }
+
+  /** Terminates the workers for good; open streams fail. */
+  async close(): Promise<void> {
+    if (this.closedWith) return;
+    const error = new Error('hash worker pool closed');
+    this.closedWith = error;
+    await this.stopWorkers(error);
+  }
+
+  private startWorkers(): void {
+    this.workers = Array.from({ length: this.workerCount }, (_, n) =>
+      this.spawn(n),
+    );
+    // Slabs outlive workers: the new ones must know them before any update.
+    for (const slab of this.slabs.values()) {
+      this.postToAll({ op: 'slab', slab: slab.index, buffer: slab.buffer });
     }
   }
 
-  /** Terminates both workers; open streams fail. */
-  async close(): Promise<void> {
-    if (this.closedWith) return;
-    this.fail(new Error('hash worker pool closed'));
-    await Promise.all(
-      ALGORITHMS.map((algorithm) => this.workers[algorithm].terminate()),
-    );
+  /** Fails every open stream, takes back their slabs and ends the workers. */
+  private stopWorkers(error: Error): Promise<unknown> {
+    const workers = this.workers;
+    const states = [...this.streams.values()];
+    this.workers = [];
+    this.streams.clear();
+    for (const slab of this.slabs.values()) this.recycle(slab);
+    for (const state of states) {
+      state.finish?.reject(error);
+      state.handlers.onFailure(error);
+    }
+    return Promise.all(workers.map(({ thread }) => thread.terminate()));
   }
 
-  private spawn(algorithm: Algorithm): Worker {
-    const worker = new Worker(WORKER_SOURCE, {
+  private spawn(n: number): HashWorker {
+    const thread = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { algorithm },
       // The workers only feed shared slabs to a hash: small heaps keep the service's RSS down.
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });
-    worker.unref();
-    worker.on('message', (reply: WorkerReply) =>
-      this.onReply(algorithm, reply),
-    );
-    worker.on('error', (error) => this.fail(error));
-    worker.on('exit', (code) => {
-      this.fail(new Error(`${algorithm} hash worker exited with code ${code}`));
+    thread.unref();
+    const worker: HashWorker = { thread, streams: 0 };
+    thread.on('message', (reply: WorkerReply) => this.onReply(reply));
+    thread.on('error', (error) => this.onWorkerDeath(worker, error));
+    thread.on('exit', (code) => {
+      this.onWorkerDeath(worker, new Error(`hash worker ${n} exited with code ${code}`));
     });
     return worker;
   }
 
-  private onReply(algorithm: Algorithm, reply: WorkerReply): void {
+  private onWorkerDeath(worker: HashWorker, error: Error): void {
+    // Only a current worker matters: stopped ones exit on purpose.
+    if (!this.workers.includes(worker)) return;
+    void this.stopWorkers(error);
+  }
+
+  private postTo(id: number, message: object): void {
+    this.streams.get(id)?.worker.thread.postMessage(message);
+  }
+
+  private postToAll(message: object): void {
+    for (const worker of this.workers) worker.thread.postMessage(message);
+  }
+
+  private onReply(reply: WorkerReply): void {
     if (reply.op === 'ack') {
       const slab = this.slabs.get(reply.slab);
-      if (!slab || --slab.pendingAcks > 0) return;
+      if (!slab) return;
       const owner = this.streams.get(slab.owner);
       this.recycle(slab);
       owner?.handlers.onSlabReleased();
@@ -255,14 +292,10 @@ export class HashWorkerPool {
     }
     const state = this.streams.get(reply.id);
     if (!state) return;
-    if (reply.hex !== undefined) state.digests[algorithm] = reply.hex;
-    if (--state.openWorkers > 0) return;
     this.streams.delete(reply.id);
+    state.worker.streams--;
     if (this.streams.size === 0) this.setRef(false);
-    const { md5, sha512 } = state.digests;
-    if (md5 !== undefined && sha512 !== undefined) {
-      state.finish?.resolve({ md5, sha512 });
-    }
+    if (reply.digests) state.finish?.resolve(reply.digests);
   }
 
   private allocateSlab(): SlabRecord {
@@ -273,16 +306,15 @@ export class HashWorkerPool {
       buffer,
       view: new Uint8Array(buffer),
       owner: 0,
-      pendingAcks: 0,
     };
     this.slabs.set(index, slab);
-    for (const algorithm of ALGORITHMS) {
-      this.workers[algorithm].postMessage({ op: 'slab', slab: index, buffer });
-    }
+    this.postToAll({ op: 'slab', slab: index, buffer });
     return slab;
   }
 
   private recycle(slab: SlabRecord): void {
+    // Owner 0 = already idle (a failed stream may still hand its slab back).
+    if (slab.owner === 0) return;
     slab.owner = 0;
     if (this.idleSlabs.length < this.maxIdleSlabs) {
       this.idleSlabs.push(slab);
@@ -290,9 +322,7 @@ export class HashWorkerPool {
     }
     this.slabs.delete(slab.index);
     if (this.closedWith) return;
-    for (const algorithm of ALGORITHMS) {
-      this.workers[algorithm].postMessage({ op: 'unslab', slab: slab.index });
-    }
+    this.postToAll({ op: 'unslab', slab: slab.index });
   }
 
   private record(slab: HashSlab): SlabRecord {
@@ -302,23 +332,9 @@ export class HashWorkerPool {
   }
 
   private setRef(ref: boolean): void {
-    for (const algorithm of ALGORITHMS) {
-      if (ref) this.workers[algorithm].ref();
-      else this.workers[algorithm].unref();
+    for (const { thread } of this.workers) {
+      if (ref) thread.ref();
+      else thread.unref();
     }
-  }
-
-  private fail(error: Error): void {
-    if (this.closedWith) return;
-    this.closedWith = error;
-    const states = [...this.streams.values()];
-    this.streams.clear();
-    this.setRef(false);
-    for (const state of states) {
-      state.finish?.reject(error);
-      state.handlers.onFailure(error);
-    }
-    for (const algorithm of ALGORITHMS)
-      void this.workers[algorithm].terminate();
   }
 }

@@ -22,6 +22,7 @@ import {
   ByteLimitExceededError,
   ByteLimitStream,
 } from './byte-limit.stream.js';
+import { HashWorkerPool } from './hash-worker-pool.js';
 import { DigestStream } from './digest.stream.js';
 import { UploadTracker } from './upload-tracker.js';
 
@@ -52,6 +53,7 @@ export class ImageUploader {
     private readonly tracker: UploadTracker,
     private readonly config: AppConfig,
     private readonly transfers: TransferMetrics,
+    private readonly hashWorkers: HashWorkerPool,
   ) {}
 
   async upload(request: UploadRequest): Promise<ImageRecord> {
@@ -154,7 +156,7 @@ export class ImageUploader {
       request.maxBytes,
       request.limitReason ?? 'size_cap',
     );
-    const digestStream = new DigestStream();
+    const digestStream = new DigestStream({ pool: this.hashWorkers });
     const feeding = pipeline(request.source, limiter, digestStream, {
       signal,
     }).then(
