@@ -18,6 +18,20 @@ const CHUNK = 1024 * 1024;
 const SLOTS = 4;
 
 /**
+ * Read buffers outlive a download: fresh 1 MiB buffers per request would sit
+ * dead in memory until a GC. One download's worth is kept for the next.
+ */
+const idleBuffers: Buffer[] = [];
+
+function takeBuffers(): Buffer[] {
+  return Array.from({ length: SLOTS }, () => idleBuffers.pop() ?? Buffer.allocUnsafe(CHUNK));
+}
+
+function giveBack(buffers: Buffer[]): void {
+  for (const buffer of buffers) if (idleBuffers.length < SLOTS) idleBuffers.push(buffer);
+}
+
+/**
  * Sends a file with four reused 1 MiB buffers: a buffer is read into again
  * only after the destination's write callback said it is done with it. A
  * file shorter or longer than expected fails before its last chunk is sent,
@@ -30,7 +44,7 @@ export class FileImageReader implements ImageReader {
   ) {}
 
   async pipeTo(out: Writable, expected: number): Promise<number> {
-    const buffers = Array.from({ length: SLOTS }, () => Buffer.allocUnsafe(CHUNK));
+    const buffers = takeBuffers();
     const inFlight: Promise<void>[] = Array.from({ length: SLOTS }, () => Promise.resolve());
     let sent = 0;
     let slot = 0;
@@ -50,7 +64,9 @@ export class FileImageReader implements ImageReader {
       await Promise.all(inFlight);
       return sent;
     } finally {
+      // Only once the socket is done with every buffer may another download refill them.
       await Promise.allSettled(inFlight);
+      giveBack(buffers);
       await this.close();
     }
   }
