@@ -1,3 +1,5 @@
+// First: Nest's modules must load while date formatters are deferred.
+import { restoreDateTimeFormat } from './boot/defer-date-format.js';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -5,6 +7,8 @@ import { AppModule } from './app.module.js';
 import { ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
 import { createAppLogger } from './logging/app-logger.js';
+
+restoreDateTimeFormat();
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
