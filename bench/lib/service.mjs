@@ -11,6 +11,15 @@ import { pathToFileURL } from 'node:url';
 import { isRunning, run, stopChild, track } from './children.mjs';
 import { freePort, waitUntilAnswers } from './http-client.mjs';
 
+/** The node flags `npm run start:prod` gives the service, so the bench runs it as deployed. */
+export function startNodeFlags(root) {
+  const script = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+    .scripts['start:prod'];
+  const m = /^node\s+(.*?)\s*dist\/src\/main\.js$/.exec(script);
+  if (!m) throw new Error(`unexpected start:prod script: ${script}`);
+  return m[1].split(/\s+/).filter(Boolean);
+}
+
 function mtimeOrZero(path) {
   try {
     return statSync(path).mtimeMs;
@@ -108,6 +117,7 @@ export async function startService({
     spawn(
       process.execPath,
       [
+        ...startNodeFlags(root),
         // e.g. BENCH_SERVICE_NODE_ARGS=--trace-gc to look into a slow phase.
         ...(process.env.BENCH_SERVICE_NODE_ARGS ?? '')
           .split(/\s+/)
