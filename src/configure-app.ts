@@ -6,6 +6,7 @@ import { LocationRedactionInterceptor } from './common/location-redaction.interc
 import { versionNegotiation } from './common/version-negotiation.middleware.js';
 import { AppConfig } from './config/app-config.js';
 import { accessLogMiddleware } from './logging/access-log.middleware.js';
+import { isLogLevelEnabled } from './logging/app-logger.js';
 import { requestIdMiddleware } from './logging/request-id.middleware.js';
 import { HttpMetrics } from './metrics/http.metrics.js';
 
@@ -21,7 +22,10 @@ export function configureApp(app: INestApplication): INestApplication {
   express.set('query parser', 'simple');
   const config = app.get(AppConfig);
   express.use(requestIdMiddleware);
-  if (config.ACCESS_LOG) express.use(accessLogMiddleware(config.LOG_FORMAT));
+  // Access lines are info ('log') lines: below that level they would be built for nothing.
+  if (config.ACCESS_LOG && isLogLevelEnabled(config.LOG_LEVEL, 'log')) {
+    express.use(accessLogMiddleware(config.LOG_FORMAT));
+  }
   express.use(app.get(HttpMetrics).middleware);
   express.use(versionNegotiation);
   app.useGlobalFilters(new ApiExceptionFilter());

@@ -13,6 +13,11 @@ const NEST_LEVELS: LogLevel[] = [
   'verbose',
 ];
 
+/** Whether LOG_LEVEL lets lines of `level` through. */
+export function isLogLevelEnabled(configured: string, level: LogLevel): boolean {
+  return NEST_LEVELS.indexOf(level) <= NEST_LEVELS.indexOf(configured as LogLevel);
+}
+
 /** The process-wide logger chosen by LOG_FORMAT and LOG_LEVEL. */
 export function createAppLogger(
   config: Pick<AppConfig, 'LOG_FORMAT' | 'LOG_LEVEL'>,
