@@ -224,17 +224,26 @@ describe('metrics', () => {
 describe('request id', () => {
   let t: TestApp;
   let lines: Record<string, unknown>[];
-  beforeAll(async () => {
-    t = await createTestApp();
-    lines = [];
+  /** An app configured with LOG_LEVEL whose log lines (at 'log' and above) land in `into`. */
+  async function appLoggingTo(
+    level: string,
+    into: Record<string, unknown>[],
+  ): Promise<TestApp> {
+    const app = await createTestApp({ LOG_LEVEL: level });
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
         for (const line of chunk.toString().split('\n'))
-          if (line) lines.push(JSON.parse(line));
+          if (line) into.push(JSON.parse(line));
         done();
       },
     });
-    t.app.useLogger(new PinoLogger({ level: 'log', destination: sink }));
+    app.app.useLogger(new PinoLogger({ level: 'log', destination: sink }));
+    return app;
+  }
+
+  beforeAll(async () => {
+    lines = [];
+    t = await appLoggingTo('log', lines);
   });
   afterAll(async () => t.close());
 
@@ -298,6 +307,18 @@ describe('request id', () => {
     expect(access?.duration_ms).toEqual(expect.any(Number));
     expect(access?.bytes).toBeGreaterThan(0);
     expect(JSON.stringify(lines)).not.toContain('secret');
+  });
+
+  it('writes no access lines when LOG_LEVEL drops info lines', async () => {
+    const quiet: Record<string, unknown>[] = [];
+    const warnOnly = await appLoggingTo('warn', quiet);
+    try {
+      const res = await request(warnOnly.http).get('/v1/images');
+      expect(res.status).toBe(200);
+      expect(quiet.filter((l) => l.context === 'AccessLog')).toEqual([]);
+    } finally {
+      await warnOnly.close();
+    }
   });
 
   it('hands the id to the RequestContext built by the auth middleware', () => {

@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HashWorkerPool } from '../../src/images/upload/hash-worker-pool.js';
 import { createImage } from '../support/image-builder.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -39,5 +40,19 @@ describe('smoke', () => {
     const listed = detail.body.images.find((i: { id: string }) => i.id === image.id);
     expect(listed.properties).toEqual({ location: 'rack-4' });
     expect(JSON.stringify(detail.body)).not.toContain('file://');
+  });
+
+  it('starts the hash worker with the first upload and stops it when the app closes', async () => {
+    const own = await createTestApp({ HASH_WORKERS: '2' });
+    const pool = own.app.get(HashWorkerPool);
+    try {
+      expect(pool.runningWorkers).toBe(0);
+      await createImage(own, { data: Buffer.from('abc') });
+      expect(pool.runningWorkers).toBe(2);
+    } finally {
+      await own.close();
+    }
+    expect(pool.closed).toBe(true);
+    expect(pool.runningWorkers).toBe(0);
   });
 });
