@@ -1,20 +1,25 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { buildDataSourceOptions } from './data-source-options.js';
 import { ImageRegistry } from './image.registry.js';
 import { MemberRegistry } from './member.registry.js';
+import { runMigrations } from './run-migrations.js';
 
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({
-        ...buildDataSourceOptions(config.DATABASE_URL),
-        // Schema changes only through migrations, applied at start.
-        migrationsRun: true,
-        migrationsTransactionMode: 'each',
-      }),
+      useFactory: (config: AppConfig) =>
+        buildDataSourceOptions(config.DATABASE_URL),
+      // Schema changes only through migrations, applied at start under a lock.
+      dataSourceFactory: async (options) => {
+        const ds = new DataSource(options!);
+        await ds.initialize();
+        await runMigrations(ds);
+        return ds;
+      },
     }),
   ],
   providers: [ImageRegistry, MemberRegistry],

@@ -8,6 +8,7 @@ import {
   buildDataSourceOptions,
   REGISTRY_MIGRATIONS,
 } from '../../src/registry/data-source-options.js';
+import { runMigrations } from '../../src/registry/run-migrations.js';
 import {
   createTestDatabase,
   TEST_DATABASE,
@@ -102,4 +103,30 @@ describe(`migrations (${TEST_DATABASE})`, () => {
     await ds.runMigrations({ transaction: 'each' });
     expect(await schemaDrift(ds)).toEqual([]);
   });
+
+  // SQLite serves one node: only the server databases can see nodes starting together.
+  it.runIf(TEST_DATABASE !== 'sqlite')(
+    'three nodes starting together on an empty database apply the migrations once',
+    async () => {
+      const url = await dialectUrl(database.url);
+      for (let n = REGISTRY_MIGRATIONS.length; n > 0; n--) {
+        await ds.undoLastMigration({ transaction: 'each' });
+      }
+      expect(await existingTables(ds)).toEqual([]);
+      const nodes = [1, 2, 3].map(() => new DataSource(buildDataSourceOptions(url)));
+      try {
+        await Promise.all(nodes.map((node) => node.initialize()));
+        const applied = await Promise.all(nodes.map((node) => runMigrations(node)));
+        expect(applied.map((list) => list.length).sort()).toEqual([
+          0,
+          0,
+          REGISTRY_MIGRATIONS.length,
+        ]);
+      } finally {
+        await Promise.all(nodes.map((node) => node.destroy()));
+      }
+      expect(await existingTables(ds)).toEqual(TABLES);
+      expect(await schemaDrift(ds)).toEqual([]);
+    },
+  );
 });
