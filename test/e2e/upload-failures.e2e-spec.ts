@@ -1,4 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -267,5 +271,62 @@ describe('uploads that fail (IMAGE_SIZE_CAP=1000)', () => {
       });
       expect(dl.body.equals(data[w])).toBe(true);
     });
+  });
+});
+
+/** Mounts a tmpfs of `size` at a new folder; null where mounting is not allowed (not root). */
+function mountTmpfs(size: string): string | null {
+  const dir = mkdtempSync(join(tmpdir(), 'glance-full-store-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], {
+      stdio: 'ignore',
+    });
+    return dir;
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+}
+
+const fullStoreDir = mountTmpfs('1m');
+
+// A store that runs out of space needs a small filesystem: a tmpfs, which
+// only root may mount (CI runs as root; a developer's non-root run skips).
+describe.runIf(fullStoreDir !== null)('a file store that runs out of space (1 MiB tmpfs)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ FILESYSTEM_STORE_DATADIR: fullStoreDir! });
+  });
+  afterAll(async () => {
+    await t?.close();
+    execFileSync('umount', [fullStoreDir!]);
+    rmSync(fullStoreDir!, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['with a Content-Length', false],
+    ['chunked', true],
+  ])('answers 413 to an upload %s, kills the image and leaves no bytes', async (_name, chunked) => {
+    const id = randomUUID();
+    const data = randomBytes(2 * 1024 * 1024);
+    const res = await rawRequest(await portOf(t), {
+      method: 'POST',
+      path: '/v1/images',
+      headers: {
+        ...metaHeaders({ id }),
+        'Content-Type': 'application/octet-stream',
+        ...(chunked ? { 'Transfer-Encoding': 'chunked' } : { 'Content-Length': String(data.length) }),
+      },
+      body: data,
+    });
+    expect(res.status).toBe(413);
+    expect(res.body.toString()).toContain('Image storage media is full');
+    expect(await statusOf(t, id)).toBe('killed');
+    expect(readdirSync(fullStoreDir!).filter((f) => f.startsWith(id))).toEqual([]);
+    // The space is free again: a small image still fits.
+    const small = await createImage(t, { data: Buffer.from('still room') });
+    expect(small.status).toBe('active');
+    expect((await request(t.http).delete(`/v1/images/${small.id}`)).status).toBe(200);
+    expect(readdirSync(fullStoreDir!)).toEqual([]);
   });
 });
