@@ -15,7 +15,12 @@ import {
   waitFor,
 } from '../support/image-assertions.js';
 import { createImage, metaHeaders } from '../support/image-builder.js';
-import { portOf, rawRequest, type RawResponse } from '../support/raw-http.js';
+import {
+  portOf,
+  rawRequest,
+  sendAllThenRead,
+  type RawResponse,
+} from '../support/raw-http.js';
 import { TEST_DATABASE } from '../support/test-database.js';
 import { as, createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -198,33 +203,39 @@ describe(`racing state transitions (${TEST_DATABASE})`, () => {
 
   it('an upload and deletes racing: the image ends deleted with no data left', async () => {
     const image = await createImage(t, { name: 'upload-vs-delete' });
-    const body = new PassThrough();
-    const upload = rawRequest(port, {
-      method: 'PUT',
-      path: `/v1/images/${image.id}`,
-      headers: { 'content-type': 'application/octet-stream' },
-      body,
-    });
-    body.write(Buffer.alloc(64 * 1024, 1));
-    await waitFor(
-      async () =>
-        (await t.app.get(ImageRegistry).get(image.id))?.status === 'saving',
-      'the upload to start',
-    );
-    const deletes = await Promise.all(
-      Array.from({ length: 5 }, () =>
-        request(t.http).delete(`/v1/images/${image.id}`),
-      ),
+    const registry = t.app.get(ImageRegistry);
+    let deletes: { status: number }[] = [];
+    // Like python-requests: the client sends everything, then reads the answer.
+    async function* body() {
+      yield Buffer.alloc(64 * 1024, 1);
+      await waitFor(
+        async () => (await registry.get(image.id))?.status === 'saving',
+        'the upload to start',
+      );
+      deletes = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          request(t.http).delete(`/v1/images/${image.id}`),
+        ),
+      );
+      for (let i = 0; i < 16; i++) yield Buffer.alloc(1024 * 1024, 2);
+    }
+    const answer = await sendAllThenRead(
+      port,
+      {
+        method: 'PUT',
+        path: `/v1/images/${image.id}`,
+        headers: { 'content-type': 'application/octet-stream' },
+      },
+      body(),
     );
     expect(tally(deletes.map((r) => r.status))).toEqual({ 200: 1, 404: 4 });
-    body.end(Buffer.alloc(64 * 1024, 2));
-    expect((await upload).status).toBe(412);
+    // The refused body was read to its end, so the client gets the answer.
+    expect(answer.status).toBe(412);
+    expect(answer.text).toContain('may have been deleted during the upload');
     await waitFor(
       () => storeFilesOf(t, image.id).length === 0,
       'the partial data to be removed',
     );
-    expect((await t.app.get(ImageRegistry).get(image.id, true))?.status).toBe(
-      'deleted',
-    );
+    expect((await registry.get(image.id, true))?.status).toBe('deleted');
   });
 });

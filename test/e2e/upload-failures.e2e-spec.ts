@@ -19,6 +19,7 @@ import {
   openUpload,
   portOf,
   rawRequest,
+  sendAllThenRead,
   slowBody,
 } from '../support/raw-http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -139,6 +140,26 @@ describe('uploads that fail (IMAGE_SIZE_CAP=1000)', () => {
       expect(await statusOf(t, id)).toBe('killed');
       expect(storeFilesOf(t, id)).toEqual([]);
       expect(storeFiles(t).filter((f) => f.endsWith('.part'))).toEqual([]);
+    });
+
+    it('lets a client that sends everything first (like python-requests) read the 413', async () => {
+      const id = randomUUID();
+      async function* body() {
+        for (let i = 0; i < 32; i++) yield Buffer.alloc(256 * 1024, i);
+      }
+      const res = await sendAllThenRead(
+        port,
+        {
+          method: 'POST',
+          path: '/v1/images',
+          headers: { ...metaHeaders({ id }), 'content-type': 'application/octet-stream' },
+        },
+        body(),
+      );
+      expect(res.status).toBe(413);
+      expect(res.text).toContain(`Denying attempt to upload image larger than ${CAP} bytes.`);
+      expect(await statusOf(t, id)).toBe('killed');
+      expect(storeFilesOf(t, id)).toEqual([]);
     });
 
     it('answers 413 to a chunked PUT over the cap and kills the queued image', async () => {

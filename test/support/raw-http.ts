@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TestApp } from './test-app.js';
@@ -129,4 +131,58 @@ export function openUpload(
   });
   req.on('error', () => undefined);
   return req;
+}
+
+/**
+ * A client like python-requests: sends the whole chunked body over a
+ * keep-alive connection (pausing wherever `body` awaits) and reads the answer
+ * only afterwards. A server that stops reading a body it refused makes this
+ * client block, then fail with a reset, instead of seeing the answer.
+ */
+export async function sendAllThenRead(
+  port: number,
+  request: { method: string; path: string; headers: Record<string, string> },
+  body: AsyncIterable<Buffer>,
+): Promise<{ status: number; text: string }> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const received: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  // Failures surface through the write callbacks or as a close before the answer.
+  socket.on('error', () => undefined);
+  const write = (data: string | Buffer) =>
+    new Promise<void>((resolve, reject) =>
+      socket.write(data, (err) => (err ? reject(err) : resolve())),
+    );
+  const head = Object.entries({
+    ...request.headers,
+    host: `127.0.0.1:${port}`,
+    'transfer-encoding': 'chunked',
+  }).map(([k, v]) => `${k}: ${v}\r\n`);
+  await write(`${request.method} ${request.path} HTTP/1.1\r\n${head.join('')}\r\n`);
+  for await (const chunk of body) {
+    await write(`${chunk.length.toString(16)}\r\n`);
+    await write(chunk);
+    await write('\r\n');
+  }
+  await write('0\r\n\r\n');
+  // The whole answer: headers, then Content-Length bytes of body.
+  const answer = await new Promise<Buffer>((resolve, reject) => {
+    const check = () => {
+      const all = Buffer.concat(received);
+      const end = all.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const length = /content-length: *(\d+)/i.exec(all.subarray(0, end).toString());
+      if (all.length >= end + 4 + Number(length?.[1] ?? 0)) resolve(all);
+    };
+    socket.on('data', check);
+    socket.once('close', () => reject(new Error('connection closed before the answer')));
+    check();
+  });
+  socket.destroy();
+  const text = answer.toString();
+  return {
+    status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1]),
+    text: text.slice(text.indexOf('\r\n\r\n') + 4),
+  };
 }

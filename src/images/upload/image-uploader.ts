@@ -157,9 +157,11 @@ export class ImageUploader {
       request.limitReason ?? 'size_cap',
     );
     const digestStream = new DigestStream({ pool: this.hashWorkers });
-    const feeding = pipeline(request.source, limiter, digestStream, {
-      signal,
-    }).then(
+    const feeding = (
+      request.fromClient
+        ? feedFromClient(request.source as IncomingMessage, limiter, digestStream, signal)
+        : pipeline(request.source, limiter, digestStream, { signal })
+    ).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -271,5 +273,37 @@ export class ImageUploader {
         `Could not remove data of image ${id}: ${(err as Error).message}`,
       );
     }
+  }
+}
+
+/**
+ * Pipes a client's request body into `limiter → digest`. The body is not a
+ * pipeline stage: a failed pipeline destroys its stages, and a destroyed
+ * request stops reading its socket, so a client still sending (clients such
+ * as python-requests read the answer only after the whole body) would block,
+ * then see the connection reset instead of the error. Left alive and
+ * unpiped, it is drained by the exception filter and the answer arrives.
+ */
+async function feedFromClient(
+  body: IncomingMessage,
+  limiter: ByteLimitStream,
+  digest: DigestStream,
+  signal: AbortSignal,
+): Promise<void> {
+  const cutShort = (): void => {
+    if (!body.complete) limiter.destroy(new Error('client disconnected mid-upload'));
+  };
+  const failed = (err: Error): void => {
+    limiter.destroy(err);
+  };
+  body.once('close', cutShort);
+  body.once('error', failed);
+  body.pipe(limiter);
+  try {
+    await pipeline(limiter, digest, { signal });
+  } finally {
+    body.off('close', cutShort);
+    body.off('error', failed);
+    body.unpipe(limiter);
   }
 }
