@@ -101,8 +101,9 @@ export class ImageUploader {
       if (expected && expected !== actual) {
         const message = `Supplied ${attr} (${expected}) and ${attr} generated from uploaded image (${actual}) did not match. Setting image status to 'killed'.`;
         this.logger.warn(`${id}: ${message}`);
-        await this.kill(id);
+        // Bytes first: once the image reads killed, nothing of it is stored.
         await this.removeData(store, stored.location, id);
+        await this.kill(id);
         this.notifier.error(IMAGE_EVENTS.upload, message);
         throw ApiError.badRequest(message);
       }
