@@ -2,7 +2,6 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { AppConfig } from '../config/app-config.js';
-import { AuthMiddleware } from './auth.middleware.js';
 import { PolicyGuard } from './policy.guard.js';
 import { PolicyService } from './policy.service.js';
 import { PropertyProtectionService } from './property-protection.service.js';
@@ -21,10 +20,9 @@ import { RateLimitGuard } from './rate-limit.guard.js';
   providers: [
     PolicyService,
     PropertyProtectionService,
-    AuthMiddleware,
     { provide: APP_GUARD, useClass: RateLimitGuard },
     { provide: APP_GUARD, useClass: PolicyGuard },
   ],
-  exports: [PolicyService, PropertyProtectionService, AuthMiddleware],
+  exports: [PolicyService, PropertyProtectionService],
 })
 export class PolicyModule {}
