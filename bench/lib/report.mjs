@@ -127,6 +127,12 @@ export function buildSummary({ service, transfers, metadata }) {
         `${r.serviceCpuPercent}% of a core, ${r.serviceCpuMsPerRequest} ms/req ` +
           `(one core saturated ~ ${Math.round(1000 / r.serviceCpuMsPerRequest)} req/s)`,
       );
+      if (r.serviceRss) {
+        info(
+          `${key}: service peak RSS`,
+          `${Math.max(r.serviceRss.peakRssMiB, r.serviceRss.hwmMiB ?? 0).toFixed(1)} MiB`,
+        );
+      }
       info(
         `${key}: CPU of load generator | other processes`,
         `${r.generatorCpuPercent}% | ${r.otherCpuPercent}%`,
