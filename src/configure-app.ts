@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import type { Server } from 'node:http';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
@@ -21,6 +22,11 @@ export function configureApp(app: INestApplication): INestApplication {
   express.set('trust proxy', false);
   express.set('query parser', 'simple');
   const config = app.get(AppConfig);
+  // Node cuts any request still arriving after 5 minutes (requestTimeout): a
+  // multi-GiB upload is a long request. Silent connections are cut instead.
+  const server = app.getHttpServer() as Server;
+  server.requestTimeout = 0;
+  server.timeout = config.CLIENT_SOCKET_TIMEOUT * 1000;
   express.use(requestIdMiddleware);
   // Access lines are info ('log') lines: below that level they would be built for nothing.
   if (config.ACCESS_LOG && isLogLevelEnabled(config.LOG_LEVEL, 'log')) {

@@ -139,6 +139,14 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(1)
   HASH_WORKERS = 1;
 
+  /**
+   * Seconds a client connection may stay silent mid-request (Glance's
+   * client_socket_timeout); 0 = never. A transfer may take as long as it
+   * keeps moving: there is no limit on a whole request.
+   */
+  @Transform(toInt) @IsInt() @Min(0)
+  CLIENT_SOCKET_TIMEOUT = 900;
+
   /** On SIGTERM, seconds in-flight transfers may take to finish before uploads are killed. */
   @Transform(toInt) @IsInt() @Min(0)
   SHUTDOWN_TIMEOUT = 30;

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import type { Server } from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -349,5 +350,48 @@ describe.runIf(fullStoreDir !== null)('a file store that runs out of space (1 Mi
     expect(small.status).toBe('active');
     expect((await request(t.http).delete(`/v1/images/${small.id}`)).status).toBe(200);
     expect(readdirSync(fullStoreDir!)).toEqual([]);
+  });
+});
+
+describe('connection timeouts (CLIENT_SOCKET_TIMEOUT=1)', () => {
+  let t: TestApp;
+  let port: number;
+  beforeAll(async () => {
+    t = await createTestApp({ CLIENT_SOCKET_TIMEOUT: '1' });
+    port = await portOf(t);
+  });
+  afterAll(async () => t?.close());
+
+  it('puts no limit on a whole request (Node would cut it after 5 minutes)', () => {
+    expect((t.http as Server).requestTimeout).toBe(0);
+  });
+
+  it('accepts an upload that takes longer than the timeout while it keeps moving', async () => {
+    const chunks = chunksOf(64 * 1024, 8, 0x62);
+    const res = await rawRequest(port, {
+      method: 'POST',
+      path: '/v1/images',
+      headers: { ...metaHeaders({}), 'content-type': 'application/octet-stream' },
+      body: slowBody(chunks, 300),
+    });
+    expect(res.status).toBe(201);
+    expect(JSON.parse(res.body.toString()).image).toMatchObject({
+      status: 'active',
+      size: 64 * 1024,
+    });
+  });
+
+  it('cuts an upload that goes silent, kills the image and removes its partial data', async () => {
+    const id = randomUUID();
+    const upload = openUpload(port, metaHeaders({ id }));
+    upload.write(Buffer.alloc(128 * 1024, 1));
+    await waitFor(async () => (await statusOf(t, id)) === 'saving', 'the upload to start');
+    await waitFor(
+      async () => (await statusOf(t, id)) === 'killed',
+      'the silent upload to be cut',
+      5000,
+    );
+    await waitFor(() => storeFilesOf(t, id).length === 0, 'the partial data to be removed');
+    upload.destroy();
   });
 });
