@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AppConfig } from '../config/app-config.js';
 import { NotificationsModule } from '../notifications/notifications.module.js';
 import { PolicyModule } from '../policy/policy.module.js';
 import { RegistryModule } from '../registry/registry.module.js';
@@ -15,12 +16,21 @@ import { UploadTracker } from './upload/upload-tracker.js';
 import { UploadReaperService } from './upload/upload-reaper.service.js';
 import { GracefulShutdownService } from './upload/graceful-shutdown.service.js';
 import { HashWorkerPool } from './upload/hash-worker-pool.js';
-import { AppConfig } from '../config/app-config.js';
 
 @Module({
   imports: [RegistryModule, StoresModule, PolicyModule, NotificationsModule],
   controllers: [ImagesController],
-  providers: [ImagesService, QuotaService, ScrubberService, UploadReaperService, GracefulShutdownService, ExternalSourceService, ImageUploader, ImageDownloader, UploadTracker, ImageMetaPipe,
+  providers: [
+    ImagesService,
+    QuotaService,
+    ScrubberService,
+    UploadReaperService,
+    GracefulShutdownService,
+    ExternalSourceService,
+    ImageUploader,
+    ImageDownloader,
+    UploadTracker,
+    ImageMetaPipe,
     {
       provide: HashWorkerPool,
       inject: [AppConfig],
