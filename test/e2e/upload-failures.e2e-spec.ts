@@ -17,6 +17,7 @@ import {
 import { createImage, metaHeaders } from '../support/image-builder.js';
 import {
   chunksOf,
+  hangUpEarly,
   openUpload,
   portOf,
   rawRequest,
@@ -213,6 +214,38 @@ describe('uploads that fail (IMAGE_SIZE_CAP=1000)', () => {
       );
       expect((await request(t.http).get(`/v1/images/${id}`)).status).toBe(404);
     });
+    // A client gone before the upload starts (its close fired during the
+    // database calls that precede the body) must end like a mid-body one.
+    it.each(['POST', 'PUT'])(
+      'kills the image and leaves no file when the client hangs up right after the head (%s)',
+      async (method) => {
+        const ids: string[] = [];
+        for (let n = 0; n < 4; n++) {
+          const id =
+            method === 'POST'
+              ? randomUUID()
+              : (await createImage(t, { name: 'hang-up' })).id;
+          ids.push(id);
+          await hangUpEarly(port, {
+            method,
+            path: method === 'POST' ? '/v1/images' : `/v1/images/${id}`,
+            headers: method === 'POST' ? metaHeaders({ id }) : {},
+            contentLength: CAP,
+            sent: Buffer.alloc(400, 9),
+          });
+        }
+        for (const id of ids) {
+          await waitFor(
+            async () => (await statusOf(t, id)) === 'killed',
+            `image ${id} to be killed`,
+          );
+          await waitFor(
+            () => storeFilesOf(t, id).length === 0,
+            `the partial file of ${id} to be removed`,
+          );
+        }
+      },
+    );
   });
 
   describe('delete during an upload', () => {

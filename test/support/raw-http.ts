@@ -186,3 +186,37 @@ export async function sendAllThenRead(
     text: text.slice(text.indexOf('\r\n\r\n') + 4),
   };
 }
+
+/**
+ * A client that hangs up at once: writes the request head (announcing
+ * `contentLength` bytes) and the first `sent` bytes in one go, then closes
+ * the connection without waiting for anything.
+ */
+export async function hangUpEarly(
+  port: number,
+  request: {
+    method: string;
+    path: string;
+    headers: Record<string, string>;
+    contentLength: number;
+    sent: Buffer;
+  },
+): Promise<void> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  const head = Object.entries({
+    ...request.headers,
+    host: `127.0.0.1:${port}`,
+    'content-type': 'application/octet-stream',
+    'content-length': String(request.contentLength),
+  }).map(([k, v]) => `${k}: ${v}\r\n`);
+  socket.end(
+    Buffer.concat([
+      Buffer.from(`${request.method} ${request.path} HTTP/1.1\r\n${head.join('')}\r\n`),
+      request.sent,
+    ]),
+  );
+  socket.destroySoon();
+  await once(socket, 'close');
+}

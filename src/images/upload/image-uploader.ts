@@ -238,7 +238,8 @@ export class ImageUploader {
           break;
       }
     }
-    if (request.fromClient && !(request.source as IncomingMessage).complete) {
+    const body = request.source as IncomingMessage;
+    if (request.fromClient && (!body.complete || clientGone(body))) {
       return ApiError.badRequest(
         'Client disconnected before sending all data to backend',
       );
@@ -299,6 +300,12 @@ async function feedFromClient(
   };
   body.once('close', cutShort);
   body.once('error', failed);
+  // The client may be gone already: its close fired during the database
+  // calls before this (a slower registry widens that window), and a
+  // destroyed body would never end the pipe.
+  if (clientGone(body)) {
+    limiter.destroy(new Error('client disconnected before the upload started'));
+  }
   body.pipe(limiter);
   try {
     await pipeline(limiter, digest, { signal });
@@ -307,4 +314,10 @@ async function feedFromClient(
     body.off('error', failed);
     body.unpipe(limiter);
   }
+}
+
+/** True once a request body can no longer deliver all its bytes. */
+function clientGone(body: IncomingMessage): boolean {
+  if (!body.complete) return body.destroyed || body.readableAborted || !!body.socket?.destroyed;
+  return body.destroyed && !body.readableEnded;
 }
