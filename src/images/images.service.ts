@@ -473,19 +473,25 @@ export class ImagesService {
     }
     // A running upload is stopped first: it removes its own partial bytes.
     this.tracker.abort(id, 'image deleted');
-    const delayed = this.config.DELAYED_DELETE && !!image.location;
+    // Whether there is data, and where, is read inside the registry's
+    // conditional delete, not from `image`: an upload (on any node) may have
+    // activated the image since. See ARCHITECTURE "delete vs activation".
     const deleted = await this.registry
-      .destroy(id, delayed ? 'pending_delete' : 'deleted')
+      .destroy(id, (hasData) =>
+        this.config.DELAYED_DELETE && hasData ? 'pending_delete' : 'deleted',
+      )
       .catch((err: unknown) => {
         throw this.registryError(err, id);
       });
-    if (image.location && !delayed) {
-      try {
-        await this.stores.forLocation(image.location).delete(image.location);
-      } catch (err) {
-        this.logger.error(
-          `Failed to delete data of image ${id}: ${(err as Error).message}`,
-        );
+    if (deleted.status === 'deleted') {
+      for (const { url } of deleted.location_data ?? []) {
+        try {
+          await this.stores.forLocation(url).delete(url);
+        } catch (err) {
+          this.logger.error(
+            `Failed to delete data of image ${id}: ${(err as Error).message}`,
+          );
+        }
       }
     }
     this.notifier.info(IMAGE_EVENTS.delete, deleted);

@@ -663,6 +663,33 @@ describe('ImageRegistry', () => {
       );
     });
 
+    it('decides the status from the locations it reads after taking the row', async () => {
+      const pick = (hasData: boolean) =>
+        hasData ? ('pending_delete' as const) : ('deleted' as const);
+      const bare = await registry.create(image());
+      expect(await registry.destroy(bare.id, pick)).toMatchObject({
+        status: 'deleted',
+        location: null,
+      });
+      // Activated after a caller read it without data: destroy sees the fresh location.
+      const raced = await registry.create(image({ status: 'saving' }));
+      await registry.update(raced.id, {
+        fields: { status: 'active' },
+        location: { url: 'file:///data/x', metadata: {} },
+        fromState: 'saving',
+      });
+      const destroyed = await registry.destroy(raced.id, pick);
+      expect(destroyed).toMatchObject({
+        status: 'pending_delete',
+        location: 'file:///data/x',
+      });
+      expect((await registry.get(raced.id, true))?.status).toBe('pending_delete');
+      expect(await registry.pendingDeletes('9999')).toContainEqual({
+        id: raced.id,
+        locations: ['file:///data/x'],
+      });
+    });
+
     it('fails with NotFound for an unknown image', async () => {
       const err = await registryError(
         registry.destroy('33333333-3333-3333-3333-333333333333'),

@@ -299,25 +299,49 @@ export class ImageRegistry {
     return this.mustGet(id);
   }
 
-  /** Soft-deletes the image and its children (Glance's image_destroy). */
+  /**
+   * Soft-deletes the image and its children (Glance's image_destroy).
+   * `status` may depend on whether the image has data: it is then decided
+   * inside the transaction, from the locations read after the conditional
+   * UPDATE took the image's row. The returned record carries those fresh
+   * locations, so a caller removes the data of an upload that activated
+   * while it was deciding (an activation that lands after finds the row
+   * deleted, fails, and removes its own bytes): whichever wins, a deleted
+   * image keeps no data.
+   */
   async destroy(
     id: string,
-    status: ImageStatus = 'deleted',
+    status: ImageStatus | ((hasData: boolean) => ImageStatus) = 'deleted',
   ): Promise<ImageRecord> {
     const now = nowTimestamp();
     const image = await this.mustGet(id);
-    await serialTransaction(this.db, async (tx) => {
-      // Conditional: of racing deletes, only one succeeds.
+    const decided = await serialTransaction(this.db, async (tx) => {
+      // Conditional: of racing deletes, only one succeeds; it also waits for
+      // (or blocks) an activation's UPDATE of the same row.
+      const first = typeof status === 'function' ? 'deleted' : status;
       const result = await tx.update(
         ImageEntity,
         { id, deleted: false },
-        { status, deleted: true, deletedAt: now, updatedAt: now },
+        { status: first, deleted: true, deletedAt: now, updatedAt: now },
       );
       if (!result.affected) {
         throw new RegistryError(
           RegistryErrorCode.NotFound,
           `Image ${id} not found`,
         );
+      }
+      // A locking read sees the latest committed rows under any isolation level.
+      const locations = await tx.find(ImageLocationEntity, {
+        where: { imageId: id, deleted: false },
+        order: { id: 'ASC' },
+        ...(this.db.options.type === 'better-sqlite3'
+          ? {}
+          : { lock: { mode: 'pessimistic_write' as const } }),
+      });
+      const final =
+        typeof status === 'function' ? status(locations.length > 0) : status;
+      if (final !== first) {
+        await tx.update(ImageEntity, { id }, { status: final });
       }
       const soft = { deleted: true, deletedAt: now };
       await tx.update(
@@ -331,10 +355,19 @@ export class ImageRegistry {
         soft,
       );
       await tx.update(ImageMemberEntity, { imageId: id, deleted: false }, soft);
+      return {
+        status: final,
+        locations: locations.map((l) => ({
+          url: l.value,
+          metadata: l.metaData ? JSON.parse(l.metaData) : {},
+        })),
+      };
     });
     return {
       ...image,
-      status,
+      status: decided.status,
+      location: decided.locations[0]?.url ?? null,
+      location_data: decided.locations,
       deleted: true,
       deleted_at: now,
       updated_at: now,

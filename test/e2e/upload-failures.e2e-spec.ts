@@ -283,6 +283,42 @@ describe('uploads that fail (IMAGE_SIZE_CAP=1000)', () => {
     });
   });
 
+  describe('delete racing the activation of an upload', () => {
+    // The delete reads the image while it is saving; the upload may activate
+    // it before the delete lands. Whichever order: no bytes may outlive it.
+    it('never leaves bytes of a deleted image in the store (40 races)', async () => {
+      const outcomes = new Set<number>();
+      for (let n = 0; n < 40; n++) {
+        const image = await createImage(t, { name: `race-${n}` });
+        const body = new PassThrough();
+        const upload = rawRequest(port, {
+          method: 'PUT',
+          path: `/v1/images/${image.id}`,
+          headers: { 'content-type': 'application/octet-stream' },
+          body,
+        });
+        body.write(Buffer.alloc(500, n));
+        await waitFor(
+          async () => (await statusOf(t, image.id)) === 'saving',
+          'the upload to start',
+        );
+        body.end(Buffer.alloc(100, n));
+        await new Promise((r) => setTimeout(r, n % 4));
+        const deleted = await request(t.http).delete(`/v1/images/${image.id}`);
+        const uploaded = await upload;
+        expect(deleted.status).toBe(200);
+        expect([200, 412]).toContain(uploaded.status);
+        outcomes.add(uploaded.status);
+        expect(await statusOf(t, image.id)).toBe('deleted');
+        await waitFor(
+          () => storeFilesOf(t, image.id).length === 0,
+          `no data left for deleted image ${image.id}`,
+          2000,
+        );
+      }
+    });
+  });
+
   describe('concurrent uploads to one queued image', () => {
     it('lets exactly one PUT win; the other gets 409 and leaves no data', async () => {
       const image = await createImage(t, { name: 'raced' });
