@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { AppConfig, ConfigError, loadConfig } from './app-config.js';
 
@@ -8,7 +9,8 @@ describe('loadConfig', () => {
     expect(config.PORT).toBe(9292);
     expect(config.DATABASE_URL).toBe('sqlite:data/glance.sqlite');
     expect(config.AUTH_STRATEGY).toBe('noauth');
-    expect(config.HASH_WORKERS).toBe(1);
+    expect(config.HASH_WORKERS).toBe(Math.min(2, availableParallelism()));
+    expect(config.HASH_MAX_SLABS).toBe(16);
     expect(config.DISK_FORMATS).toContain('qcow2');
   });
 

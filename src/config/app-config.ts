@@ -1,5 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import {
   IsBoolean,
   IsIn,
@@ -135,9 +135,21 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(1)
   STALE_UPLOAD_SECONDS = 120;
 
-  /** Threads hashing uploads (md5 + sha512); each upload uses one. Each costs ~12 MiB. */
+  /**
+   * Threads hashing uploads; with two or more, md5 and sha512 of one upload
+   * run on two of them in parallel. Each costs ~12 MiB. Default: 2 when the
+   * machine has two cores or more, else 1.
+   */
   @Transform(toInt) @IsInt() @Min(1)
-  HASH_WORKERS = 1;
+  HASH_WORKERS = Math.min(2, availableParallelism());
+
+  /**
+   * 1 MiB buffers shared by every upload's hashing; all of them busy, uploads
+   * wait (and stop reading) for one. Bounds hashing memory whatever the
+   * number of concurrent uploads.
+   */
+  @Transform(toInt) @IsInt() @Min(1)
+  HASH_MAX_SLABS = 16;
 
   /**
    * Seconds a client connection may stay silent mid-request (Glance's

@@ -35,7 +35,11 @@ import { HashWorkerPool } from './upload/hash-worker-pool.js';
       provide: HashWorkerPool,
       inject: [AppConfig],
       useFactory: (config: AppConfig) =>
-        new HashWorkerPool({ workers: config.HASH_WORKERS }),
+        new HashWorkerPool({
+          workers: config.HASH_WORKERS,
+          maxSlabs: config.HASH_MAX_SLABS,
+          splitAlgorithms: config.HASH_WORKERS >= 2,
+        }),
     },
   ],
   exports: [ImagesService, UploadTracker, ScrubberService],

@@ -209,7 +209,7 @@ describe('DigestStream', () => {
   });
 
   it('frees state of 1000 streams destroyed without an error', async () => {
-    const small = new HashWorkerPool({ slabSize: 4096, maxIdleSlabs: 16 });
+    const small = new HashWorkerPool({ slabSize: 4096, maxSlabs: 16 });
     try {
       const block = randomData(3 * 4096 + 5, 12);
       const digests = Array.from({ length: 1000 }, () => {
@@ -223,7 +223,7 @@ describe('DigestStream', () => {
         await expect(digest.result()).rejects.toThrow(/closed before/);
       }
       await vi.waitFor(() => expect(small.activeStreams).toBe(0));
-      // Every slab came back: only the reusable idle ones stay allocated.
+      // Never more slabs than the shared cap, all of them back once the streams are gone.
       expect(small.allocatedSlabs).toBeLessThanOrEqual(16);
     } finally {
       await small.close();
@@ -345,4 +345,45 @@ describe('DigestStream', () => {
       await own.close();
     }
   }, 120_000);
+
+  it('bounds slab memory across 40 concurrent streams and hashes each correctly', async () => {
+    const own = new HashWorkerPool({ slabSize: 64 * 1024, maxSlabs: 6 });
+    try {
+      let maxAllocated = 0;
+      const timer = setInterval(() => {
+        maxAllocated = Math.max(maxAllocated, own.allocatedSlabs);
+      }, 1);
+      const inputs = Array.from({ length: 40 }, (_, i) =>
+        randomData(300 * 1024 + i * 777, 200 + i),
+      );
+      try {
+        const results = await Promise.all(
+          inputs.map((data, i) => digestOf(randomChunks(data, 300 + i, 50 * 1024), own)),
+        );
+        results.forEach(({ result }, i) => expect(result).toEqual(expected(inputs[i])));
+      } finally {
+        clearInterval(timer);
+      }
+      expect(maxAllocated).toBeLessThanOrEqual(6);
+      expect(own.allocatedSlabs).toBe(6);
+      expect(own.activeStreams).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('hashes md5 and sha512 of one stream on two workers when split', async () => {
+    const own = new HashWorkerPool({ workers: 2, splitAlgorithms: true });
+    try {
+      const inputs = [randomData(5 * MiB + 17, 300), randomData(2 * MiB - 3, 301)];
+      const results = await Promise.all(
+        inputs.map((data) => digestOf(randomChunks(data, 7, 64 * 1024), own)),
+      );
+      results.forEach(({ result }, i) => expect(result).toEqual(expected(inputs[i])));
+      expect(own.runningWorkers).toBe(2);
+      expect(own.activeStreams).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
 });

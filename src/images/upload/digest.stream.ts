@@ -112,6 +112,7 @@ export class DigestStream extends Transform {
   ): void {
     if (!this.finished) {
       this.waitingForSlab = undefined;
+      this.pool.cancelWait(this.id);
       if (this.slab) {
         this.pool.discard(this.slab);
         this.slab = undefined;
@@ -136,21 +137,39 @@ export class DigestStream extends Transform {
           this.waitingForSlab = () => this.copyToSlabs(chunk, offset, callback);
           return;
         }
-        this.slab = this.pool.acquireSlab(this.id);
-        this.slabFill = 0;
-        this.inFlight++;
-        this.peakInFlight = Math.max(this.peakInFlight, this.inFlight);
+        const slab = this.pool.acquireSlab(this.id, (given) => {
+          if (this.destroyed) {
+            this.pool.discard(given);
+            return;
+          }
+          this.takeSlab(given);
+          this.copyToSlabs(chunk, offset, callback);
+        });
+        // Every shared slab is busy: stop reading until the pool hands one over.
+        if (!slab) return;
+        this.takeSlab(slab);
       }
+      const slab = this.slab!;
       const count = Math.min(
         chunk.length - offset,
-        this.slab.view.length - this.slabFill,
+        slab.view.length - this.slabFill,
       );
-      this.slab.view.set(chunk.subarray(offset, offset + count), this.slabFill);
+      slab.view.set(chunk.subarray(offset, offset + count), this.slabFill);
       this.slabFill += count;
       offset += count;
-      if (this.slabFill === this.slab.view.length) this.submitSlab();
+      if (this.slabFill === slab.view.length) this.submitSlab();
     }
+    // Nothing more queued behind this chunk: hash what we have now rather
+    // than hold a shared slab while the source is slow.
+    if (this.slab && this.writableLength <= chunk.length) this.submitSlab();
     callback();
+  }
+
+  private takeSlab(slab: HashSlab): void {
+    this.slab = slab;
+    this.slabFill = 0;
+    this.inFlight++;
+    this.peakInFlight = Math.max(this.peakInFlight, this.inFlight);
   }
 
   private submitSlab(): void {

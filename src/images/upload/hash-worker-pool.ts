@@ -23,12 +23,20 @@ export interface HashWorkerPoolOptions {
   workers?: number;
   /** Bytes per slab; every update message hashes up to this many bytes. */
   slabSize?: number;
-  /** Released slabs kept for reuse; beyond this they are dropped for the GC. */
-  maxIdleSlabs?: number;
+  /**
+   * Slabs the pool ever allocates, shared by every stream. They are kept and
+   * reused, never dropped: slab memory is `maxSlabs × slabSize` at most,
+   * whatever the number of uploads; a stream that finds none free waits (and
+   * stops reading its source) until one is released.
+   */
+  maxSlabs?: number;
+  /** Hash md5 and sha512 of one stream on two workers at once (needs workers >= 2). */
+  splitAlgorithms?: boolean;
 }
 
 export const DEFAULT_SLAB_SIZE = 1024 * 1024;
-const DEFAULT_MAX_IDLE_SLABS = 8;
+export const DEFAULT_MAX_SLABS = 16;
+type Algorithm = 'md5' | 'sha512';
 
 // Plain CommonJS so it runs via `eval: true` from dist/ and under Vitest alike.
 // Messages from one port arrive in order, so a stream's updates always precede
@@ -38,10 +46,10 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const slabs = new Map();
 const hashes = new Map();
-function hashesFor(id) {
+function hashesFor(id, algos) {
   let pair = hashes.get(id);
   if (pair === undefined) {
-    pair = [createHash('md5'), createHash('sha512')];
+    pair = algos.map((a) => [a, createHash(a)]);
     hashes.set(id, pair);
   }
   return pair;
@@ -51,23 +59,17 @@ parentPort.on('message', (m) => {
     case 'slab':
       slabs.set(m.slab, new Uint8Array(m.buffer));
       break;
-    case 'unslab':
-      slabs.delete(m.slab);
-      break;
     case 'update': {
       const bytes = slabs.get(m.slab).subarray(0, m.length);
-      for (const hash of hashesFor(m.id)) hash.update(bytes);
+      for (const [, hash] of hashesFor(m.id, m.algos)) hash.update(bytes);
       parentPort.postMessage({ op: 'ack', slab: m.slab });
       break;
     }
     case 'final': {
-      const [md5, sha512] = hashesFor(m.id);
+      const digests = {};
+      for (const [a, hash] of hashesFor(m.id, m.algos)) digests[a] = hash.digest('hex');
       hashes.delete(m.id);
-      parentPort.postMessage({
-        op: 'closed',
-        id: m.id,
-        digests: { md5: md5.digest('hex'), sha512: sha512.digest('hex') },
-      });
+      parentPort.postMessage({ op: 'closed', id: m.id, digests });
       break;
     }
     case 'drop':
@@ -81,6 +83,8 @@ parentPort.on('message', (m) => {
 interface SlabRecord extends HashSlab {
   buffer: SharedArrayBuffer;
   owner: number;
+  /** Workers that still have to acknowledge the slab's current update. */
+  pendingAcks: number;
 }
 
 interface HashWorker {
@@ -91,7 +95,11 @@ interface HashWorker {
 
 interface StreamState {
   handlers: HashStreamHandlers;
-  worker: HashWorker;
+  /** One worker computing both digests, or two (md5, sha512) in parallel. */
+  workers: { worker: HashWorker; algos: Algorithm[] }[];
+  /** Workers that have not answered final/drop yet. */
+  openWorkers: number;
+  digests: Partial<HashDigests>;
   closing: boolean;
   finish?: {
     resolve: (digests: HashDigests) => void;
@@ -101,16 +109,17 @@ interface StreamState {
 
 type WorkerReply =
   | { op: 'ack'; slab: number }
-  | { op: 'closed'; id: number; digests?: HashDigests };
+  | { op: 'closed'; id: number; digests?: Partial<HashDigests> };
 
 /**
  * Hash worker threads shared by every upload, started with the first stream.
- * A stream is pinned
- * to the worker with the fewest streams, which computes both digests of its
- * slabs; callers fill slabs and submit them, and a slab is released once its
- * worker acknowledged it. One worker per stream rather than one per
- * algorithm: on two cores the main thread and the hashing compete for CPU
- * anyway, and every worker is a whole Node isolate (~12 MiB of RSS).
+ * A stream is pinned to the worker with the fewest streams, which computes
+ * both digests of its slabs, or (splitAlgorithms, two workers or more) to the
+ * two least busy ones, md5 on one and sha512 on the other, so one upload is
+ * hashed on two cores. Callers fill slabs and submit them; a slab is released
+ * once every worker of its stream acknowledged it. Slabs come from one
+ * bounded set shared by all streams (see maxSlabs); every worker is a whole
+ * Node isolate (~12 MiB of RSS).
  * Workers are ref'd only while a stream is open so an idle pool never keeps
  * the process alive. A worker that dies fails the open streams and the next
  * stream starts fresh workers; only close() is final.
@@ -118,7 +127,10 @@ type WorkerReply =
 export class HashWorkerPool {
   readonly slabSize: number;
   private readonly workerCount: number;
-  private readonly maxIdleSlabs: number;
+  private readonly maxSlabs: number;
+  private readonly split: boolean;
+  /** Streams waiting for a free slab, first come first served. */
+  private readonly slabWaiters: { id: number; ready: (slab: HashSlab) => void }[] = [];
   private workers: HashWorker[] = [];
   private readonly streams = new Map<number, StreamState>();
   private readonly slabs = new Map<number, SlabRecord>();
@@ -131,7 +143,11 @@ export class HashWorkerPool {
     const workers = options.workers ?? 1;
     this.workerCount = workers;
     this.slabSize = options.slabSize ?? DEFAULT_SLAB_SIZE;
-    this.maxIdleSlabs = options.maxIdleSlabs ?? DEFAULT_MAX_IDLE_SLABS;
+    this.maxSlabs = options.maxSlabs ?? DEFAULT_MAX_SLABS;
+    this.split = (options.splitAlgorithms ?? false) && workers >= 2;
+    if (!Number.isInteger(this.maxSlabs) || this.maxSlabs <= 0) {
+      throw new RangeError('maxSlabs must be a positive integer');
+    }
     if (!Number.isInteger(workers) || workers <= 0) {
       throw new RangeError('workers must be a positive integer');
     }
@@ -163,25 +179,61 @@ export class HashWorkerPool {
     if (this.closedWith) throw this.closedWith;
     if (this.workers.length === 0) this.startWorkers();
     const id = this.nextStreamId++;
-    const worker = this.workers.reduce((a, b) => (b.streams < a.streams ? b : a));
-    worker.streams++;
-    this.streams.set(id, { handlers, worker, closing: false });
+    const byLoad = [...this.workers].sort((a, b) => a.streams - b.streams);
+    const workers = this.split
+      ? [
+          { worker: byLoad[0], algos: ['sha512' as const] },
+          { worker: byLoad[1], algos: ['md5' as const] },
+        ]
+      : [{ worker: byLoad[0], algos: ['md5' as const, 'sha512' as const] }];
+    for (const { worker } of workers) worker.streams++;
+    this.streams.set(id, {
+      handlers,
+      workers,
+      openWorkers: workers.length,
+      digests: {},
+      closing: false,
+    });
     if (this.streams.size === 1) this.setRef(true);
     return id;
   }
 
-  /** A free slab for stream `id`; give it back with submit() or discard(). */
-  acquireSlab(id: number): HashSlab {
+  /**
+   * A free slab for stream `id`; give it back with submit() or discard().
+   * When all `maxSlabs` are in use it returns undefined and hands one to
+   * `ready` later (unless cancelWait(id) is called first).
+   */
+  acquireSlab(
+    id: number,
+    ready: (slab: HashSlab) => void,
+  ): HashSlab | undefined {
     if (this.closedWith) throw this.closedWith;
-    const slab = this.idleSlabs.pop() ?? this.allocateSlab();
+    const slab =
+      this.idleSlabs.pop() ??
+      (this.slabs.size < this.maxSlabs ? this.allocateSlab() : undefined);
+    if (!slab) {
+      this.slabWaiters.push({ id, ready });
+      return undefined;
+    }
     slab.owner = id;
     return slab;
   }
 
-  /** Hands the first `length` bytes of the slab to the stream's worker. */
+  /** Forgets a stream's wait for a slab. */
+  cancelWait(id: number): void {
+    const at = this.slabWaiters.findIndex((w) => w.id === id);
+    if (at !== -1) this.slabWaiters.splice(at, 1);
+  }
+
+  /** Hands the first `length` bytes of the slab to the stream's worker(s). */
   submit(id: number, slab: HashSlab, length: number): void {
-    this.record(slab);
-    this.postTo(id, { op: 'update', id, slab: slab.index, length });
+    const record = this.record(slab);
+    const state = this.streams.get(id);
+    if (!state) return;
+    record.pendingAcks = state.workers.length;
+    for (const { worker, algos } of state.workers) {
+      worker.thread.postMessage({ op: 'update', id, algos, slab: slab.index, length });
+    }
   }
 
   /** Returns a slab that was acquired but never submitted. */
@@ -198,7 +250,9 @@ export class HashWorkerPool {
     state.closing = true;
     return new Promise((resolve, reject) => {
       state.finish = { resolve, reject };
-      this.postTo(id, { op: 'final', id });
+      for (const { worker, algos } of state.workers) {
+        worker.thread.postMessage({ op: 'final', id, algos });
+      }
     });
   }
 
@@ -211,7 +265,9 @@ export class HashWorkerPool {
     // After final the worker drops the state by itself.
     if (state.closing) return;
     state.closing = true;
-    this.postTo(id, { op: 'drop', id });
+    for (const { worker } of state.workers) {
+      worker.thread.postMessage({ op: 'drop', id });
+    }
   }
 
   /** Nest calls this last when the app shuts down, after uploads were drained. */
@@ -243,6 +299,7 @@ export class HashWorkerPool {
     const states = [...this.streams.values()];
     this.workers = [];
     this.streams.clear();
+    this.slabWaiters.length = 0;
     for (const slab of this.slabs.values()) this.recycle(slab);
     for (const state of states) {
       state.finish?.reject(error);
@@ -273,10 +330,6 @@ export class HashWorkerPool {
     void this.stopWorkers(error);
   }
 
-  private postTo(id: number, message: object): void {
-    this.streams.get(id)?.worker.thread.postMessage(message);
-  }
-
   private postToAll(message: object): void {
     for (const worker of this.workers) worker.thread.postMessage(message);
   }
@@ -284,7 +337,7 @@ export class HashWorkerPool {
   private onReply(reply: WorkerReply): void {
     if (reply.op === 'ack') {
       const slab = this.slabs.get(reply.slab);
-      if (!slab) return;
+      if (!slab || --slab.pendingAcks > 0) return;
       const owner = this.streams.get(slab.owner);
       this.recycle(slab);
       owner?.handlers.onSlabReleased();
@@ -292,10 +345,15 @@ export class HashWorkerPool {
     }
     const state = this.streams.get(reply.id);
     if (!state) return;
+    Object.assign(state.digests, reply.digests);
+    if (--state.openWorkers > 0) return;
     this.streams.delete(reply.id);
-    state.worker.streams--;
+    for (const { worker } of state.workers) worker.streams--;
     if (this.streams.size === 0) this.setRef(false);
-    if (reply.digests) state.finish?.resolve(reply.digests);
+    const { md5, sha512 } = state.digests;
+    if (md5 !== undefined && sha512 !== undefined) {
+      state.finish?.resolve({ md5, sha512 });
+    }
   }
 
   private allocateSlab(): SlabRecord {
@@ -306,6 +364,7 @@ export class HashWorkerPool {
       buffer,
       view: new Uint8Array(buffer),
       owner: 0,
+      pendingAcks: 0,
     };
     this.slabs.set(index, slab);
     this.postToAll({ op: 'slab', slab: index, buffer });
@@ -316,13 +375,14 @@ export class HashWorkerPool {
     // Owner 0 = already idle (a failed stream may still hand its slab back).
     if (slab.owner === 0) return;
     slab.owner = 0;
-    if (this.idleSlabs.length < this.maxIdleSlabs) {
-      this.idleSlabs.push(slab);
+    slab.pendingAcks = 0;
+    const waiter = this.slabWaiters.shift();
+    if (waiter && !this.closedWith) {
+      slab.owner = waiter.id;
+      waiter.ready(slab);
       return;
     }
-    this.slabs.delete(slab.index);
-    if (this.closedWith) return;
-    this.postToAll({ op: 'unslab', slab: slab.index });
+    this.idleSlabs.push(slab);
   }
 
   private record(slab: HashSlab): SlabRecord {
