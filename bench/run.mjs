@@ -5,7 +5,10 @@
 // Environment:
 //   BENCH_SIZES_MIB   comma list of input sizes (default 100,1024)
 //   BENCH_REPS        repetitions per transfer, median reported (default 3)
-//   BENCH_PHASES      transfer,meta (default both)
+//   BENCH_PHASES      transfer,meta,concurrency (default all three)
+//   BENCH_CONCURRENCY  concurrent uploads and downloads in the concurrency phase (default 16)
+//   BENCH_CONCURRENCY_SIZE_MIB  their image size (default 64)
+//   BENCH_CONCURRENCY_SMALL  concurrent 8 MiB uploads after that (default 100)
 //   BENCH_SEED_COUNT  images seeded for the metadata load (default 10000)
 //   BENCH_LOAD_SECONDS / BENCH_WARMUP_SECONDS  per endpoint (default 10 / 2)
 //   BENCH_CPU_PROF    auto (profile an endpoint that missed a target), 1 (always), 0 (never)
@@ -22,6 +25,7 @@ import {
 import { curlVersion } from './lib/curl.mjs';
 import { ensureInputFile } from './lib/input-files.mjs';
 import { readMemory } from './lib/proc-stats.mjs';
+import { runConcurrencyBench } from './lib/concurrency-bench.mjs';
 import { runMetadataBench } from './lib/metadata-bench.mjs';
 import {
   buildSummary,
@@ -61,7 +65,7 @@ function readConfig() {
       `BENCH_SIZES_MIB must be a comma list of positive integers`,
     );
   }
-  const phases = (process.env.BENCH_PHASES ?? 'transfer,meta')
+  const phases = (process.env.BENCH_PHASES ?? 'transfer,meta,concurrency')
     .split(',')
     .map((s) => s.trim());
   return {
@@ -75,6 +79,11 @@ function readConfig() {
     loadSeconds: envNumber('BENCH_LOAD_SECONDS', 10),
     cpuProf: process.env.BENCH_CPU_PROF ?? 'auto',
     timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 900),
+    concurrency: {
+      count: envNumber('BENCH_CONCURRENCY', 16),
+      sizeMiB: envNumber('BENCH_CONCURRENCY_SIZE_MIB', 64),
+      smallCount: envNumber('BENCH_CONCURRENCY_SMALL', 100),
+    },
   };
 }
 
@@ -214,6 +223,16 @@ async function main() {
         targets: TARGETS,
         log,
         genPath: join(BENCH_DIR, 'load-generator.mjs'),
+      });
+    }
+
+    if (config.phases.includes('concurrency')) {
+      report.concurrency = await runConcurrencyBench({
+        service,
+        workDir: WORK,
+        runDir,
+        config,
+        log,
       });
     }
   } catch (err) {
