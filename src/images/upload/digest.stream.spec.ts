@@ -386,4 +386,20 @@ describe('DigestStream', () => {
       await own.close();
     }
   });
+
+  it('lets a stream through while another, silent, holds a partly filled slab', async () => {
+    const own = new HashWorkerPool({ slabSize: 64 * 1024, maxSlabs: 1 });
+    try {
+      const silent = new DigestStream({ pool: own });
+      silent.resume();
+      silent.write(randomData(100, 400));
+      await new Promise((r) => setTimeout(r, 20));
+      const data = randomData(300 * 1024, 401);
+      const { result } = await digestOf(randomChunks(data, 402, 50 * 1024), own);
+      expect(result).toEqual(expected(data));
+      silent.destroy();
+    } finally {
+      await own.close();
+    }
+  });
 });

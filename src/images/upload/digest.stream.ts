@@ -44,6 +44,7 @@ export class DigestStream extends Transform {
   private peakInFlight = 0;
   private waitingForSlab: (() => void) | undefined;
   private finished = false;
+  private copying = false;
 
   constructor(options: DigestStreamOptions) {
     super({ highWaterMark: options.highWaterMark });
@@ -61,6 +62,10 @@ export class DigestStream extends Transform {
     this.id = this.pool.open({
       onSlabReleased: () => this.onSlabReleased(),
       onFailure: (error) => this.destroy(error),
+      // Between chunks (never inside copyToSlabs): the partial slab goes to the workers.
+      onSlabWanted: () => {
+        if (!this.copying) this.submitSlab();
+      },
     });
   }
 
@@ -130,12 +135,27 @@ export class DigestStream extends Transform {
     offset: number,
     callback: TransformCallback,
   ): void {
+    this.copying = true;
+    try {
+      offset = this.fill(chunk, offset, callback);
+    } finally {
+      this.copying = false;
+    }
+    if (offset === chunk.length) callback();
+  }
+
+  /** Copies from `offset`; returns chunk.length when done, else -1 (waiting for a slab). */
+  private fill(
+    chunk: Buffer,
+    offset: number,
+    callback: TransformCallback,
+  ): number {
     while (offset < chunk.length) {
-      if (this.destroyed) return;
+      if (this.destroyed) return -1;
       if (!this.slab) {
         if (this.inFlight >= this.maxSlabsInFlight) {
           this.waitingForSlab = () => this.copyToSlabs(chunk, offset, callback);
-          return;
+          return -1;
         }
         const slab = this.pool.acquireSlab(this.id, (given) => {
           if (this.destroyed) {
@@ -146,7 +166,7 @@ export class DigestStream extends Transform {
           this.copyToSlabs(chunk, offset, callback);
         });
         // Every shared slab is busy: stop reading until the pool hands one over.
-        if (!slab) return;
+        if (!slab) return -1;
         this.takeSlab(slab);
       }
       const slab = this.slab!;
@@ -159,10 +179,7 @@ export class DigestStream extends Transform {
       offset += count;
       if (this.slabFill === slab.view.length) this.submitSlab();
     }
-    // Nothing more queued behind this chunk: hash what we have now rather
-    // than hold a shared slab while the source is slow.
-    if (this.slab && this.writableLength <= chunk.length) this.submitSlab();
-    callback();
+    return offset;
   }
 
   private takeSlab(slab: HashSlab): void {

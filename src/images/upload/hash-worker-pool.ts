@@ -16,6 +16,8 @@ export interface HashStreamHandlers {
   onSlabReleased(): void;
   /** The pool failed (a worker died or the pool was closed); the stream cannot finish. */
   onFailure(error: Error): void;
+  /** Other streams wait for slabs: hand over the partly filled one now. */
+  onSlabWanted?(): void;
 }
 
 export interface HashWorkerPoolOptions {
@@ -85,6 +87,8 @@ interface SlabRecord extends HashSlab {
   owner: number;
   /** Workers that still have to acknowledge the slab's current update. */
   pendingAcks: number;
+  /** Acquired and being filled, not submitted yet. */
+  filling: boolean;
 }
 
 interface HashWorker {
@@ -213,9 +217,16 @@ export class HashWorkerPool {
       (this.slabs.size < this.maxSlabs ? this.allocateSlab() : undefined);
     if (!slab) {
       this.slabWaiters.push({ id, ready });
+      // Slabs being filled by slow sources would keep the waiters waiting.
+      for (const held of this.slabs.values()) {
+        if (held.filling && held.owner !== id) {
+          this.streams.get(held.owner)?.handlers.onSlabWanted?.();
+        }
+      }
       return undefined;
     }
     slab.owner = id;
+    slab.filling = true;
     return slab;
   }
 
@@ -228,6 +239,7 @@ export class HashWorkerPool {
   /** Hands the first `length` bytes of the slab to the stream's worker(s). */
   submit(id: number, slab: HashSlab, length: number): void {
     const record = this.record(slab);
+    record.filling = false;
     const state = this.streams.get(id);
     if (!state) return;
     record.pendingAcks = state.workers.length;
@@ -365,6 +377,7 @@ export class HashWorkerPool {
       view: new Uint8Array(buffer),
       owner: 0,
       pendingAcks: 0,
+      filling: false,
     };
     this.slabs.set(index, slab);
     this.postToAll({ op: 'slab', slab: index, buffer });
@@ -376,9 +389,11 @@ export class HashWorkerPool {
     if (slab.owner === 0) return;
     slab.owner = 0;
     slab.pendingAcks = 0;
+    slab.filling = false;
     const waiter = this.slabWaiters.shift();
     if (waiter && !this.closedWith) {
       slab.owner = waiter.id;
+      slab.filling = true;
       waiter.ready(slab);
       return;
     }
