@@ -68,4 +68,3 @@ function readAtMost(req: Request, limit: number): Promise<Buffer> {
     req.on('close', onClose);
   });
 }
-

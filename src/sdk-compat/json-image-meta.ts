@@ -40,7 +40,9 @@ function scalarText(key: string, value: unknown): string | null {
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   if (typeof value === 'string') {
     if (CONTROL.test(value)) {
-      throw ApiError.badRequest(`Invalid value for '${key}': control characters are not allowed.`);
+      throw ApiError.badRequest(
+        `Invalid value for '${key}': control characters are not allowed.`,
+      );
     }
     return value;
   }
@@ -52,7 +54,9 @@ function scalarText(key: string, value: unknown): string | null {
 /** UTF-8 in a latin1 string: how Node hands over header bytes, which the pipe decodes. */
 function asHeaderValue(text: string | null): string {
   if (text === null) return '';
-  return /[\u0080-\uffff]/.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
+  return /[\u0080-\uffff]/.test(text)
+    ? Buffer.from(text, 'utf8').toString('latin1')
+    : text;
 }
 
 /**
@@ -74,24 +78,30 @@ export function imageMetaFromJson(
   pipe: ImageMetaPipe,
   kind: 'create' | 'update',
 ): ImageMeta {
-  if (!isObject(body)) throw ApiError.badRequest('The request body must be a JSON object.');
+  if (!isObject(body))
+    throw ApiError.badRequest('The request body must be a JSON object.');
   const wrapped = Object.keys(body).length === 1 && isObject(body.image);
   const fields = wrapped ? (body.image as Record<string, unknown>) : body;
   const nested = fields.properties;
   if (nested !== undefined && nested !== null && !isObject(nested)) {
-    throw ApiError.badRequest("Invalid value for 'properties': expected an object.");
+    throw ApiError.badRequest(
+      "Invalid value for 'properties': expected an object.",
+    );
   }
   const headers: Record<string, string> = {};
   const properties: Record<string, string | null> = {};
   const addProperty = (name: string, value: unknown) => {
-    if (!TOKEN.test(name)) throw ApiError.badRequest(`Invalid property name '${name}'.`);
+    if (!TOKEN.test(name))
+      throw ApiError.badRequest(`Invalid property name '${name}'.`);
     properties[name] = scalarText(name, value);
   };
   for (const [key, value] of Object.entries(fields)) {
     if (key === 'properties' || READ_ONLY.has(key)) continue;
     if (key === 'id' && kind === 'update') continue;
     if (key === 'copy_from') {
-      throw ApiError.badRequest('copy_from is not accepted in a JSON body: use x-glance-api-copy-from.');
+      throw ApiError.badRequest(
+        'copy_from is not accepted in a JSON body: use x-glance-api-copy-from.',
+      );
     }
     if (CORE.has(key)) {
       headers[`x-image-meta-${key}`] = asHeaderValue(scalarText(key, value));
@@ -103,8 +113,14 @@ export function imageMetaFromJson(
     for (const [name, value] of Object.entries(nested)) {
       // The cloud layer files every keyword (is_public, min_ram, ...) under properties.
       if (READ_ONLY.has(name)) continue;
-      if (CORE.has(name) && !(`x-image-meta-${name}` in headers) && name !== 'id') {
-        headers[`x-image-meta-${name}`] = asHeaderValue(scalarText(name, value));
+      if (
+        CORE.has(name) &&
+        !(`x-image-meta-${name}` in headers) &&
+        name !== 'id'
+      ) {
+        headers[`x-image-meta-${name}`] = asHeaderValue(
+          scalarText(name, value),
+        );
       } else {
         addProperty(name, value);
       }

@@ -14,6 +14,7 @@ export function nextLink(
   if (limit <= 0 || page.length < limit) return undefined;
   const query = new URLSearchParams(req.url.split('?')[1] ?? '');
   query.set('marker', page[page.length - 1].id);
-  // Relative (the SDK resolves it against its endpoint), so it stays right behind proxies.
-  return `${req.path}?${query.toString()}`;
+  // Absolute, as the Location header: openstacksdk 0.101 resolves a relative
+  // '/v1/...' link against the list path and asks for /v1/images/images/detail.
+  return `${req.protocol}://${req.headers.host ?? 'localhost'}${req.path}?${query.toString()}`;
 }

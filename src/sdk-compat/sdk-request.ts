@@ -13,7 +13,9 @@ const SDK_USER_AGENT = /(^|\s)openstacksdk\/\d/i;
  * Only requests matching this get the JSON dialect; glanceclient, Nova, curl
  * and every other client get Glance v1's wire protocol unchanged.
  */
-export function isOpenStackSdkRequest(req: { headers: IncomingHttpHeaders }): boolean {
+export function isOpenStackSdkRequest(req: {
+  headers: IncomingHttpHeaders;
+}): boolean {
   const agent = req.headers['user-agent'];
   return typeof agent === 'string' && SDK_USER_AGENT.test(agent);
 }
