@@ -27,6 +27,7 @@ const CORE = new Set<string>(
 /** An HTTP token: property names must be usable as x-image-meta-property-<name>. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** What an HTTP header value cannot carry (tab is allowed). */
+// oxlint-disable-next-line no-control-regex -- control characters are what it finds
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 function isObject(value: unknown): value is Record<string, unknown> {
