@@ -10,12 +10,8 @@ import { resolve } from 'node:path';
  * It is left running for the next test run (like the databases); stop it with
  * `npm run services:stop`. A lock serialises concurrent test runs' starts.
  */
-export const SAIO_SCRIPT = resolve(
-  import.meta.dirname,
-  '../../../shared/services/swift-saio.sh',
-);
-export const SAIO_DIR =
-  process.env.GLANCE_TEST_SAIO_DIR ?? '/tmp/glance-test-saio';
+export const SAIO_SCRIPT = resolve(import.meta.dirname, '../../../shared/services/swift-saio.sh');
+export const SAIO_DIR = process.env.GLANCE_TEST_SAIO_DIR ?? '/tmp/glance-test-saio';
 
 export default function setup(): void {
   startKeystone();
@@ -29,13 +25,9 @@ function startSaio(): void {
       `Swift/S3 tests need an object store: set SWIFT_AUTH_URL etc. (see README) or provide ${SAIO_SCRIPT}`,
     );
   }
-  execFileSync(
-    'flock',
-    ['-o', `${SAIO_DIR}.lock`, 'bash', SAIO_SCRIPT, 'start', SAIO_DIR],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
+  execFileSync('flock', ['-o', `${SAIO_DIR}.lock`, 'bash', SAIO_SCRIPT, 'start', SAIO_DIR], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   for (const line of readFileSync(`${SAIO_DIR}/env`, 'utf8').split('\n')) {
     const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
     if (m) process.env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
