@@ -21,6 +21,9 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { ApiError } from '../common/api-error.js';
+import { readJsonBody } from '../common/read-json-body.js';
+import { redactLocations } from '../common/redact-locations.js';
 import { contextOf } from '../common/request-context.accessor.js';
 import { AppConfig } from '../config/app-config.js';
 import { Policy } from '../policy/policy.decorator.js';
@@ -32,6 +35,9 @@ import type { ImageMeta } from './image-meta.js';
 import { ImageMetaHeaders, ImageMetaPipe } from './image-meta.pipe.js';
 import { ImagesService, type ImageBody } from './images.service.js';
 import { ApiImageListQuery, ApiImageMetaHeaders } from './images.openapi.js';
+import { imageMetaFromJson } from '../sdk-compat/json-image-meta.js';
+import { nextLink } from '../sdk-compat/next-link.js';
+import { isOpenStackSdkRequest } from '../sdk-compat/sdk-request.js';
 
 function requestBody(req: Request): ImageBody {
   const length = req.headers['content-length'];
@@ -40,9 +46,19 @@ function requestBody(req: Request): ImageBody {
   const hasBody = (contentLength !== null && contentLength > 0) || chunked;
   return {
     stream: hasBody ? req : null,
-    contentType: req.headers['content-type'],
+    // openstacksdk uploads without a Content-Type (Glance v1 would refuse it).
+    contentType:
+      req.headers['content-type'] ??
+      (isOpenStackSdkRequest(req) ? 'application/octet-stream' : undefined),
     contentLength,
   };
+}
+
+const NO_BODY: ImageBody = { stream: null, contentType: undefined, contentLength: null };
+
+function isJson(req: Request): boolean {
+  const type = String(req.headers['content-type'] ?? '');
+  return type.split(';')[0].trim().toLowerCase() === 'application/json';
 }
 
 function copyFromHeader(req: Request): string | undefined {
@@ -80,7 +96,9 @@ export class ImagesController {
   @ApiResponse({ status: 400, description: 'Invalid filter, sort key, sort dir, limit or marker' })
   async index(@Req() req: Request, @Query() query: Record<string, unknown>) {
     const ctx = contextOf(req);
-    return { images: await this.images.index(ctx, this.listQuery(query, req)) };
+    const list = this.listQuery(query, req);
+    const images = await this.images.index(ctx, list);
+    return { images, next: nextLink(req, images, list.limit) };
   }
 
   @Get('detail')
@@ -90,7 +108,9 @@ export class ImagesController {
   @ApiResponse({ status: 200, description: '{"images": [...]}' })
   async detail(@Req() req: Request, @Query() query: Record<string, unknown>) {
     const ctx = contextOf(req);
-    return { images: await this.images.detail(ctx, this.listQuery(query, req)) };
+    const list = this.listQuery(query, req);
+    const images = await this.images.detail(ctx, list);
+    return { images, next: nextLink(req, images, list.limit) };
   }
 
   @Head(':id')
@@ -114,9 +134,35 @@ export class ImagesController {
   @ApiResponse({ status: 404, description: 'Not found or not active' })
   async show(@Req() req: Request, @Res() res: Response, @Param('id') id: string): Promise<void> {
     const ctx = contextOf(req);
+    if (isOpenStackSdkRequest(req)) {
+      // openstacksdk's get_image/find_image read this as JSON metadata (any status but
+      // deleted: after delete_image the SDK expects find_image to find nothing).
+      const visible = await this.images.getVisible(ctx, id);
+      if (visible.deleted) throw ApiError.notFound(`Image with identifier ${id} not found`);
+      const image = this.images.forCaller(ctx, visible);
+      res.status(200).json(redactLocations({ image }));
+      return;
+    }
     const image = await this.images.getActive(ctx, id);
     const data = await this.images.openData(image);
     setImageHeaders(req, res, this.images.forCaller(ctx, image), true);
+    await this.downloader.send(ctx, req, res, image, data);
+  }
+
+  @Get(':id/file')
+  @Policy('get_image', 'download_image')
+  @ApiOperation({
+    summary: 'Download the image bytes, Content-MD5 = checksum (openstacksdk download_image)',
+  })
+  @ApiParam({ name: 'id' })
+  @ApiResponse({ status: 200, description: 'application/octet-stream' })
+  @ApiResponse({ status: 404, description: 'Not found or not active' })
+  async file(@Req() req: Request, @Res() res: Response, @Param('id') id: string): Promise<void> {
+    const ctx = contextOf(req);
+    const image = await this.images.getActive(ctx, id);
+    const data = await this.images.openData(image);
+    setImageHeaders(req, res, this.images.forCaller(ctx, image), false);
+    if (image.checksum) res.setHeader('Content-MD5', image.checksum);
     await this.downloader.send(ctx, req, res, image, data);
   }
 
@@ -138,7 +184,10 @@ export class ImagesController {
     @ImageMetaHeaders(ImageMetaPipe) meta: ImageMeta,
   ) {
     const ctx = contextOf(req);
-    const image = await this.images.create(ctx, meta, requestBody(req), copyFromHeader(req));
+    const json = await this.sdkJson(req, meta, 'create');
+    const image = json
+      ? await this.images.create(ctx, json, NO_BODY, copyFromHeader(req))
+      : await this.images.create(ctx, meta, requestBody(req), copyFromHeader(req));
     setImageHeaders(req, res, image, false);
     res.status(201);
     return { image: this.images.forCaller(ctx, image) };
@@ -165,16 +214,14 @@ export class ImagesController {
     @Param('id') id: string,
     @ImageMetaHeaders(ImageMetaPipe) meta: ImageMeta,
   ) {
-    const purge = req.headers['x-glance-registry-purge-props'];
+    const header = req.headers['x-glance-registry-purge-props'];
+    const purge = Array.isArray(header) ? header[0] : header;
     const ctx = contextOf(req);
-    const image = await this.images.update(
-      ctx,
-      id,
-      meta,
-      requestBody(req),
-      Array.isArray(purge) ? purge[0] : purge,
-      copyFromHeader(req),
-    );
+    const json = await this.sdkJson(req, meta, 'update');
+    const image = json
+      ? // openstacksdk's update_image merges: properties not sent are kept.
+        await this.images.update(ctx, id, json, NO_BODY, purge ?? 'false', copyFromHeader(req))
+      : await this.images.update(ctx, id, meta, requestBody(req), purge, copyFromHeader(req));
     setImageHeaders(req, res, image, false);
     return { image: this.images.forCaller(ctx, image) };
   }
@@ -190,6 +237,19 @@ export class ImagesController {
   async remove(@Req() req: Request, @Res() res: Response, @Param('id') id: string): Promise<void> {
     await this.images.delete(contextOf(req), id);
     res.status(200).end();
+  }
+
+  /** An openstacksdk JSON body (Glance v1 clients never send one), merged over the headers. */
+  private async sdkJson(
+    req: Request,
+    headers: ImageMeta,
+    kind: 'create' | 'update',
+  ): Promise<ImageMeta | null> {
+    if (!isJson(req) || !isOpenStackSdkRequest(req)) return null;
+    const body = await readJsonBody(req);
+    if (body === undefined) return null;
+    const json = imageMetaFromJson(body, new ImageMetaPipe(this.config), kind);
+    return { ...headers, ...json, properties: { ...headers.properties, ...json.properties } };
   }
 
   private listQuery(query: Record<string, unknown>, req: Request) {

@@ -36,7 +36,12 @@ const INDEX_FIELDS = [
 ] as const;
 
 /** Once active, only admins may change these (Glance's ACTIVE_IMMUTABLE). */
-const ACTIVE_IMMUTABLE = ['size', 'checksum'] as const;
+const ACTIVE_IMMUTABLE = [
+  'size',
+  'checksum',
+  'os_hash_algo',
+  'os_hash_value',
+] as const;
 
 /** Keys clients may never set directly: the service owns them (OSSA 2015-019). */
 const SERVER_OWNED = [
@@ -169,6 +174,7 @@ export class ImagesService {
     this.quotas.enforcePropertyQuota(meta.properties);
     await this.quotas.enforceImageCount(ctx);
     this.checkDeclaredSize(meta, body);
+    checkSuppliedHash(meta);
     this.rejectMultipleSources(location, copyFrom, body);
     this.checkRequestedStore(meta);
     // Glance's registry takes only canonical UUIDs (others could never be list markers).
@@ -220,6 +226,7 @@ export class ImagesService {
     const location = meta.location ?? undefined;
     this.enforceSourcePolicies(ctx, meta, body, copyFrom);
     this.checkDeclaredSize(meta, body);
+    checkSuppliedHash(meta);
     const orig = await this.getVisible(ctx, id);
     if (orig.status === 'deleted' || orig.deleted) {
       throw ApiError.forbidden('Forbidden to update deleted image.');
@@ -577,6 +584,29 @@ export class ImagesService {
     }
     return err as Error;
   }
+}
+
+/**
+ * os_hash_algo / os_hash_value as input (glance-replicator copies them): the
+ * service computes sha512 only, so that is the one algorithm accepted; the value
+ * is checked against the uploaded data as checksum is.
+ */
+function checkSuppliedHash(meta: ImageMeta): void {
+  const algo = meta.os_hash_algo;
+  if (algo !== undefined && algo !== null && algo !== 'sha512') {
+    throw ApiError.badRequest(
+      `Unsupported os_hash_algo '${algo}': this service computes sha512.`,
+    );
+  }
+  const value = meta.os_hash_value;
+  if (value === undefined || value === null) return;
+  if (!/^[0-9a-fA-F]{128}$/.test(value)) {
+    throw ApiError.badRequest(
+      'Invalid os_hash_value: expected 128 hexadecimal digits (sha512).',
+    );
+  }
+  meta.os_hash_value = value.toLowerCase();
+  meta.os_hash_algo = 'sha512';
 }
 
 function isOctetStream(contentType: string | undefined): boolean {

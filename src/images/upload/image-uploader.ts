@@ -92,10 +92,15 @@ export class ImageUploader {
     this.tracker.end(id);
     this.transfers.addUploaded(digest.size);
 
-    const supplied = { size: image.size, checksum: image.checksum };
+    const supplied = {
+      size: image.size,
+      checksum: image.checksum,
+      os_hash_value: image.os_hash_value,
+    };
     for (const [attr, actual] of [
       ['size', digest.size],
       ['checksum', digest.md5],
+      ['os_hash_value', digest.sha512],
     ] as const) {
       const expected = supplied[attr];
       if (expected && expected !== actual) {
