@@ -45,9 +45,9 @@ describe('loadConfig', () => {
   });
 
   it('writes nothing at LOG_LEVEL=silent and info lines at LOG_LEVEL=info', () => {
-    const quiet = createAppLogger({ ...loadConfig({ LOG_LEVEL: 'silent' }), LOG_FORMAT: 'json' });
+    const quiet = createAppLogger({ LOG_LEVEL: loadConfig({ LOG_LEVEL: 'silent' }).LOG_LEVEL, LOG_FORMAT: 'json' });
     expect((quiet as PinoLogger).pino.level).toBe('silent');
-    const info = createAppLogger({ ...loadConfig({ LOG_LEVEL: 'info' }), LOG_FORMAT: 'json' });
+    const info = createAppLogger({ LOG_LEVEL: loadConfig({ LOG_LEVEL: 'info' }).LOG_LEVEL, LOG_FORMAT: 'json' });
     expect((info as PinoLogger).pino.level).toBe('info');
     expect(isLogLevelEnabled(loadConfig({ LOG_LEVEL: 'info' }).LOG_LEVEL, 'log')).toBe(true);
     expect(isLogLevelEnabled(loadConfig({ LOG_LEVEL: 'warning' }).LOG_LEVEL, 'log')).toBe(false);

@@ -312,7 +312,7 @@ describe('external image sources (EXTERNAL_SOURCE_ALLOWLIST=127.0.0.1/32)', () =
       const refused = `http://127.0.0.1:${await closedPort()}/img`;
       const count = await imageCount(t);
       for (const headers of [
-        { 'x-image-meta-location': refused },
+        { 'x-image-meta-location': refused } as Record<string, string>,
         {
           'x-image-meta-location': refused,
           'x-image-meta-size': String(DATA.length),
@@ -332,7 +332,7 @@ describe('external image sources (EXTERNAL_SOURCE_ALLOWLIST=127.0.0.1/32)', () =
       const refused = `http://127.0.0.1:${await closedPort()}/img`;
       const image = await createImage(t, { name: 'reserved-refused' });
       for (const headers of [
-        { 'x-image-meta-location': refused },
+        { 'x-image-meta-location': refused } as Record<string, string>,
         {
           'x-image-meta-location': refused,
           'x-image-meta-size': String(DATA.length),
