@@ -31,6 +31,25 @@ const toList = ({ value }: { value: unknown }) =>
         .filter(Boolean)
     : value;
 
+/**
+ * LOG_LEVEL spellings of pino, oslo.log / Python logging and syslog-minded
+ * tools, mapped to Nest's levels (`log` is info, `verbose` is trace).
+ */
+const LOG_LEVEL_ALIASES: Record<string, string> = {
+  trace: 'verbose',
+  info: 'log',
+  notice: 'log',
+  warning: 'warn',
+  critical: 'fatal',
+  off: 'silent',
+  none: 'silent',
+};
+const toLogLevel = ({ value }: { value: unknown }) => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  return LOG_LEVEL_ALIASES[v] ?? v;
+};
+
 export const DEFAULT_DISK_FORMATS =
   'ami,ari,aki,vhd,vmdk,raw,qcow2,vdi,iso';
 export const DEFAULT_CONTAINER_FORMATS = 'ami,ari,aki,bare,ovf,ova';
@@ -163,7 +182,12 @@ export class AppConfig {
   @Transform(toInt) @IsInt()
   IMAGE_MEMBER_QUOTA = 128;
 
-  @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
+  /** Most verbose level written; also info, warning, trace, critical... (see toLogLevel); silent writes nothing. */
+  @Transform(toLogLevel)
+  @IsIn(['silent', 'fatal', 'error', 'warn', 'log', 'debug', 'verbose'], {
+    message:
+      'LOG_LEVEL must be one of trace|verbose, debug, info|log, warn|warning, error, fatal|critical, silent',
+  })
   LOG_LEVEL = 'log';
 
   /** json: one JSON object per line on stdout (pino); text: Nest's human-readable console format. */

@@ -14,7 +14,6 @@ import {
 import {
   ApiBody,
   ApiConsumes,
-  ApiHeader,
   ApiOperation,
   ApiParam,
   ApiResponse,
@@ -29,12 +28,12 @@ import { AppConfig } from '../config/app-config.js';
 import { Policy } from '../policy/policy.decorator.js';
 import type { ImageRecord } from '../registry/image-record.js';
 import { ImageDownloader } from './download/image-downloader.js';
-import { imageMetaToHeaders } from './image-headers.js';
+import { downloadDisposition, imageMetaToHeaders } from './image-headers.js';
 import { parseImageListQuery } from './image-list-params.js';
 import type { ImageMeta } from './image-meta.js';
 import { ImageMetaHeaders, ImageMetaPipe } from './image-meta.pipe.js';
 import { ImagesService, type ImageBody } from './images.service.js';
-import { ApiImageListQuery, ApiImageMetaHeaders } from './images.openapi.js';
+import { ApiImageListQuery, ApiImageMetaHeaders, ApiPurgePropsHeader } from './images.openapi.js';
 import { imageMetaFromJson } from '../sdk-compat/json-image-meta.js';
 import { nextLink } from '../sdk-compat/next-link.js';
 import { isOpenStackSdkRequest } from '../sdk-compat/sdk-request.js';
@@ -130,7 +129,10 @@ export class ImagesController {
   @Policy('get_image', 'download_image')
   @ApiOperation({ summary: 'Download the image bytes (active images only)' })
   @ApiParam({ name: 'id' })
-  @ApiResponse({ status: 200, description: 'application/octet-stream with metadata headers' })
+  @ApiResponse({
+    status: 200,
+    description: 'application/octet-stream with metadata headers, saved as `<name>.<disk_format>`',
+  })
   @ApiResponse({ status: 404, description: 'Not found or not active' })
   async show(@Req() req: Request, @Res() res: Response, @Param('id') id: string): Promise<void> {
     const ctx = contextOf(req);
@@ -146,6 +148,7 @@ export class ImagesController {
     const image = await this.images.getActive(ctx, id);
     const data = await this.images.openData(image);
     setImageHeaders(req, res, this.images.forCaller(ctx, image), true);
+    res.setHeader('Content-Disposition', downloadDisposition(image));
     await this.downloader.send(ctx, req, res, image, data);
   }
 
@@ -163,6 +166,7 @@ export class ImagesController {
     const data = await this.images.openData(image);
     setImageHeaders(req, res, this.images.forCaller(ctx, image), false);
     if (image.checksum) res.setHeader('Content-MD5', image.checksum);
+    res.setHeader('Content-Disposition', downloadDisposition(image));
     await this.downloader.send(ctx, req, res, image, data);
   }
 
@@ -177,7 +181,7 @@ export class ImagesController {
   @ApiResponse({ status: 201, description: '{"image": {...}}' })
   @ApiResponse({ status: 400, description: 'Invalid metadata header or body' })
   @ApiResponse({ status: 409, description: 'An image with that id exists' })
-  @ApiResponse({ status: 413, description: 'Image larger than IMAGE_SIZE_CAP' })
+  @ApiResponse({ status: 413, description: 'Image larger than {{IMAGE_SIZE_CAP}}' })
   async create(
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
@@ -200,11 +204,7 @@ export class ImagesController {
   @ApiImageMetaHeaders()
   @ApiConsumes('application/octet-stream')
   @ApiBody({ required: false, schema: { type: 'string', format: 'binary' } })
-  @ApiHeader({
-    name: 'x-glance-registry-purge-props',
-    required: false,
-    description: 'false keeps properties not named in this request (default true)',
-  })
+  @ApiPurgePropsHeader()
   @ApiResponse({ status: 200, description: '{"image": {...}}' })
   @ApiResponse({ status: 403, description: 'Deleted image, or immutable field of an active image' })
   @ApiResponse({ status: 409, description: 'Upload to an image that is not queued' })

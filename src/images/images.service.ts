@@ -184,8 +184,12 @@ export class ImagesService {
     if (location || copyFrom)
       await this.sources.validate((location ?? copyFrom)!);
 
+    // Probed before anything is stored: an unreachable location creates nothing.
+    const remoteSize = location
+      ? await this.sources.sizeOf(location)
+      : undefined;
     let size = meta.size ?? 0;
-    if (location && !size) size = await this.sources.sizeOf(location);
+    if (location && !size) size = remoteSize ?? 0;
     let image: ImageRecord;
     try {
       image = await this.registry.create({
@@ -212,7 +216,7 @@ export class ImagesService {
       throw err;
     }
     this.notifier.info(IMAGE_EVENTS.create, image);
-    return this.handleSource(ctx, image, meta, body, copyFrom);
+    return this.handleSource(ctx, image, meta, body, copyFrom, remoteSize);
   }
 
   async update(
@@ -290,8 +294,11 @@ export class ImagesService {
 
     const fields = this.clientFields(meta);
     if (!ctx.isAdmin) delete fields.owner;
-    if (location && !meta.size)
-      fields.size = await this.sources.sizeOf(location);
+    // Probed before the update is stored: an unreachable location changes nothing.
+    const remoteSize = location
+      ? await this.sources.sizeOf(location)
+      : undefined;
+    if (location && !meta.size) fields.size = remoteSize;
     let image: ImageRecord;
     try {
       image = await this.registry.update(id, {
@@ -302,7 +309,8 @@ export class ImagesService {
     } catch (err) {
       throw this.registryError(err, id);
     }
-    if (activating) return this.handleSource(ctx, image, meta, body, copyFrom);
+    if (activating)
+      return this.handleSource(ctx, image, meta, body, copyFrom, remoteSize);
     this.notifier.info(IMAGE_EVENTS.update, image);
     return image;
   }
@@ -314,6 +322,7 @@ export class ImagesService {
     meta: ImageMeta,
     body: ImageBody,
     copyFrom: string | undefined,
+    remoteSize?: number,
   ): Promise<ImageRecord> {
     const storeName = meta.store ?? this.config.DEFAULT_STORE;
     if (body.stream) {
@@ -350,8 +359,10 @@ export class ImagesService {
     }
     if (meta.location) {
       this.validateForActivation(meta, image);
-      // Without a provided size the remote one was just taken: no second request.
-      const remote = meta.size ? await this.sources.sizeOf(meta.location) : 0;
+      // The remote size was taken before the image was stored: no second request.
+      const remote = meta.size
+        ? (remoteSize ?? (await this.sources.sizeOf(meta.location)))
+        : 0;
       if (remote && remote !== meta.size) {
         throw ApiError.conflict(
           `Provided image size must match the stored image size. (provided size: ${meta.size}, stored size: ${remote})`,

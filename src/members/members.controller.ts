@@ -33,7 +33,7 @@ const ApiMembershipChangeErrors = () =>
     }),
     ApiResponse({
       status: 413,
-      description: 'More members than IMAGE_MEMBER_QUOTA',
+      description: 'More members than {{IMAGE_MEMBER_QUOTA}} (negative: unlimited)',
     }),
   );
 
