@@ -110,6 +110,8 @@ export interface ImageUpdate {
   fromState?: ImageStatus;
   /** Record (or clear, with null) the API node running the image's upload. */
   uploadNode?: string | null;
+  /** Record the process (worker) on that node running the upload. */
+  uploadWorker?: string | null;
 }
 
 /**
@@ -255,6 +257,9 @@ export class ImageRegistry {
           ...this.toColumns(change.fields ?? {}),
           ...(change.uploadNode !== undefined
             ? { uploadNode: change.uploadNode }
+            : {}),
+          ...(change.uploadWorker !== undefined
+            ? { uploadWorker: change.uploadWorker }
             : {}),
           updatedAt: now,
         })
@@ -423,6 +428,15 @@ export class ImageRegistry {
       );
     }
     const rows = await qb.getRawMany<{ id: string }>();
+    return rows.map((r) => r.id);
+  }
+
+  /** Images left `saving` by one worker process of `node` (it died). */
+  async workerUploads(node: string, worker: string): Promise<string[]> {
+    const rows = await this.db.getRepository(ImageEntity).find({
+      select: { id: true },
+      where: { status: 'saving', uploadNode: node, uploadWorker: worker },
+    });
     return rows.map((r) => r.id);
   }
 
