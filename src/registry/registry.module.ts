@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { runsNodeDuties } from '../cluster/process-role.js';
@@ -19,7 +19,10 @@ import { runMigrations } from './run-migrations.js';
         const ds = new DataSource(options!);
         await ds.initialize();
         // With WORKERS > 1 the primary migrated before it started the workers.
-        if (runsNodeDuties()) await runMigrations(ds);
+        if (runsNodeDuties()) {
+          const applied = await runMigrations(ds);
+          if (applied.length) new Logger('Registry').log(`Applied ${applied.length} migration(s)`);
+        }
         return ds;
       },
     }),
