@@ -1,5 +1,9 @@
 import { Global, Module } from '@nestjs/common';
-import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  collectDefaultMetrics,
+  Registry,
+} from 'prom-client';
 import { processRole } from '../cluster/process-role.js';
 import { NotificationsModule } from '../notifications/notifications.module.js';
 import { HttpMetrics } from './http.metrics.js';

@@ -17,7 +17,9 @@ import { RateLimitGuard } from './rate-limit.guard.js';
         throttlers: [{ ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }],
         setHeaders: false,
         // Several workers: one set of counters per node, held by the primary.
-        ...(processRole() === 'worker' ? { storage: new ClusterThrottlerStorage() } : {}),
+        ...(processRole() === 'worker'
+          ? { storage: new ClusterThrottlerStorage() }
+          : {}),
       }),
     }),
   ],

@@ -21,7 +21,10 @@ import { runMigrations } from './run-migrations.js';
         // With WORKERS > 1 the primary migrated before it started the workers.
         if (runsNodeDuties()) {
           const applied = await runMigrations(ds);
-          if (applied.length) new Logger('Registry').log(`Applied ${applied.length} migration(s)`);
+          if (applied.length)
+            new Logger('Registry').log(
+              `Applied ${applied.length} migration(s)`,
+            );
         }
         return ds;
       },

@@ -22,6 +22,7 @@ import { as } from '../support/test-app.js';
 import { transpileServer } from '../support/transpile-server.js';
 
 const RATE_LIMIT = 10;
+const IMAGE_COUNT_QUOTA = 5;
 const NODE_ID = 'workers-node';
 
 function freePort(): Promise<number> {
@@ -75,6 +76,7 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
           ACCESS_LOG: 'false',
           NOTIFICATION_DRIVER: 'noop',
           RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
+          IMAGE_COUNT_QUOTA: String(IMAGE_COUNT_QUOTA),
           SHUTDOWN_TIMEOUT: '5',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -156,14 +158,35 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
     it('counts RATE_LIMIT_PER_MINUTE for the whole node, whichever worker answers', async () => {
       const codes: number[] = [];
       for (let i = 0; i < RATE_LIMIT + 2; i++) {
+        // Fresh connections alternate between the workers; a DELETE counts as a change.
         const res = await rawRequest(port, {
-          method: 'POST',
-          path: '/v1/images',
-          headers: { ...metaHeaders({ name: `rl-${i}` }), ...as('tenant-rl') },
+          method: 'DELETE',
+          path: `/v1/images/${randomUUID()}`,
+          headers: as('tenant-rl'),
         });
         codes.push(res.status);
       }
-      expect(codes).toEqual([...Array<number>(RATE_LIMIT).fill(201), 429, 429]);
+      expect(codes).toEqual([...Array<number>(RATE_LIMIT).fill(404), 429, 429]);
+    });
+
+    it('holds IMAGE_COUNT_QUOTA under concurrent creates on both workers', async () => {
+      const answers = await Promise.all(
+        Array.from({ length: RATE_LIMIT }, (_, i) =>
+          rawRequest(port, {
+            method: 'POST',
+            path: '/v1/images',
+            headers: {
+              ...metaHeaders({ name: `quota-${i}` }),
+              ...as('tenant-quota'),
+            },
+          }),
+        ),
+      );
+      const codes = answers.map((r) => r.status).sort();
+      expect(codes).toEqual([
+        ...Array<number>(IMAGE_COUNT_QUOTA).fill(201),
+        ...Array<number>(RATE_LIMIT - IMAGE_COUNT_QUOTA).fill(413),
+      ]);
     });
 
     it('reports /metrics for the whole node', async () => {

@@ -1,4 +1,8 @@
-import { TableColumn, type MigrationInterface, type QueryRunner } from 'typeorm';
+import {
+  TableColumn,
+  type MigrationInterface,
+  type QueryRunner,
+} from 'typeorm';
 
 /** Which worker process of its node runs each upload (WORKERS > 1: a dead worker's uploads are reaped alone). */
 export class UploadWorkers1764252000000 implements MigrationInterface {
@@ -7,7 +11,12 @@ export class UploadWorkers1764252000000 implements MigrationInterface {
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.addColumn(
       'images',
-      new TableColumn({ name: 'upload_worker', type: 'varchar', length: '64', isNullable: true }),
+      new TableColumn({
+        name: 'upload_worker',
+        type: 'varchar',
+        length: '64',
+        isNullable: true,
+      }),
     );
   }
 
