@@ -131,6 +131,7 @@ export async function runLoad({
       // WORKERS > 1: the primary and every worker count as the service.
       cpu.pids = processTree(service.pid);
       cpu.service = serviceCpu(cpu.pids);
+      cpu.primaryStart = readCpuSeconds(service.pid);
       cpu.generator = readCpuSeconds(gen.pid);
       cpu.machine = readMachineCpu().busySeconds;
       sampler = new RssSampler(
@@ -141,6 +142,7 @@ export async function runLoad({
       window?.start();
     } else if (m?.type === 'measure-end') {
       cpu.service = serviceCpu(cpu.pids) - cpu.service;
+      cpu.primary = readCpuSeconds(service.pid) - cpu.primaryStart;
       cpu.generator = readCpuSeconds(gen.pid) - cpu.generator;
       cpu.machine = readMachineCpu().busySeconds - cpu.machine;
       const { service: primaryRss, ...workerRss } = sampler.stop().processes;
@@ -169,6 +171,8 @@ export async function runLoad({
     latencyMs: lat,
     serviceCpuPercent: perSecond(cpu.service),
     serviceCpuMsPerRequest: round((1000 * cpu.service) / result.requests, 3),
+    // WORKERS > 1: the primary's share (it only supervises and answers IPC).
+    primaryCpuPercent: cpu.pids.length > 1 ? perSecond(cpu.primary) : undefined,
     generatorCpuPercent: perSecond(cpu.generator),
     // Everything else on the machine (other builds/tests): large values mean a noisy run.
     otherCpuPercent: perSecond(cpu.machine - cpu.service - cpu.generator),

@@ -173,7 +173,7 @@ export function buildSummary({ service, transfers, metadata, metadataWorkers2 })
       );
       info(
         `WORKERS=2 ${key}: service CPU (primary + workers)`,
-        `${r.serviceCpuPercent}% of a core, ${r.serviceCpuMsPerRequest} ms/req`,
+        `${r.serviceCpuPercent}% of a core (primary ${r.primaryCpuPercent ?? '?'}%), ${r.serviceCpuMsPerRequest} ms/req`,
       );
       const peaks = [r.serviceRss, ...Object.values(r.workerRss ?? {})]
         .filter(Boolean)
