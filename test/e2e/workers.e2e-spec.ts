@@ -1,13 +1,20 @@
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nowTimestamp } from '../../src/common/timestamps.js';
 import { buildDataSourceOptions } from '../../src/registry/data-source-options.js';
 import { ImageEntity } from '../../src/registry/entities/image.entity.js';
 import { waitFor } from '../support/image-assertions.js';
@@ -53,6 +60,7 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
     let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
     let port: number;
     let out = '';
+    const leftover = randomUUID();
 
     beforeAll(async () => {
       work = mkdtempSync(join(tmpdir(), 'glance-workers-'));
@@ -60,6 +68,29 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
       mkdirSync(storeDir);
       const main = transpileServer(join(work, 'build'));
       database = await createTestDatabase(work);
+      observer = new DataSource(buildDataSourceOptions(database.url));
+      await observer.initialize();
+      // A leftover of this node's last life (an upload in flight when it died), and
+      // one migration still to apply: the primary must do both before any worker starts.
+      await observer.runMigrations({ transaction: 'each' });
+      const now = nowTimestamp();
+      await observer.getRepository(ImageEntity).insert({
+        id: leftover,
+        name: 'leftover',
+        status: 'saving',
+        owner: 'tenant-left',
+        size: 0,
+        isPublic: false,
+        protected: false,
+        minDisk: 0,
+        minRam: 0,
+        createdAt: now,
+        updatedAt: now,
+        deleted: false,
+        uploadNode: NODE_ID,
+      });
+      writeFileSync(join(storeDir, `${leftover}.part`), randomBytes(4096));
+      await observer.undoLastMigration({ transaction: 'each' });
       port = await freePort();
       primary = spawn(process.execPath, [main], {
         cwd: work,
@@ -100,8 +131,6 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n${out}`);
       });
-      observer = new DataSource(buildDataSourceOptions(database.url));
-      await observer.initialize();
     }, 60_000);
 
     afterAll(async () => {
@@ -145,11 +174,15 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         15_000,
       );
 
-    it('migrates once, in the primary, before the workers start', () => {
+    it('migrates once and cleans the node’s leftover uploads, in the primary, before the workers start', async () => {
       const applied = out
         .split('\n')
         .filter((l) => /Applied \d+ migration/.test(l));
       expect(applied).toHaveLength(1);
+      expect(applied[0]).toContain('Applied 1 migration(s)');
+      expect(await statusOf(leftover)).toBe('killed');
+      expect(existsSync(partOf(leftover))).toBe(false);
+      expect(out).toContain(`Killed orphaned upload of image ${leftover}`);
       expect(out.indexOf('Applied')).toBeLessThan(
         out.indexOf('Glance v1 API listening'),
       );
