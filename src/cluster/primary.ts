@@ -125,11 +125,15 @@ export async function runPrimary(config: AppConfig): Promise<void> {
   for (let i = 0; i < config.WORKERS; i++) fork();
 }
 
-/** Worker side: a worker whose primary is gone (crashed, SIGKILL) drains and exits too. */
+/**
+ * Worker side: a worker whose primary is gone (crashed, SIGKILL) drains and
+ * exits too. The listeners stay: a second SIGTERM (the whole process group
+ * signalled, then the primary's own) must not end a draining worker at once.
+ */
 export function followPrimary(): void {
   let signalled = false;
-  process.once('SIGTERM', () => (signalled = true));
-  process.once('SIGINT', () => (signalled = true));
+  process.on('SIGTERM', () => (signalled = true));
+  process.on('SIGINT', () => (signalled = true));
   process.on('disconnect', () => {
     if (!signalled) process.kill(process.pid, 'SIGTERM');
   });

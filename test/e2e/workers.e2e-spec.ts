@@ -111,6 +111,8 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
           SHUTDOWN_TIMEOUT: '5',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group: the shutdown test signals the whole group.
+        detached: true,
       });
       const keep = (chunk: Buffer) => {
         out = (out + chunk.toString()).slice(-50_000);
@@ -135,7 +137,7 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
 
     afterAll(async () => {
       if (primary && primary.exitCode === null && primary.signalCode === null) {
-        primary.kill('SIGKILL');
+        process.kill(-primary.pid!, 'SIGKILL');
         await exited;
       }
       if (observer?.isInitialized) await observer.destroy();
@@ -369,7 +371,7 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
       }
     });
 
-    it('SIGTERM to the primary drains every worker (an upload in flight completes) and exits 0', async () => {
+    it('SIGTERM to the process group: every worker drains (an upload in flight completes), the group exits 0', async () => {
       const id = randomUUID();
       const up = openUpload(id, 'tenant-stop');
       await untilSaving(id);
@@ -379,12 +381,14 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         ),
       ];
       expect(workers.length).toBeGreaterThanOrEqual(2);
-      primary.kill('SIGTERM');
+      // Workers get it directly and again from the primary; neither cuts the upload.
+      process.kill(-primary.pid!, 'SIGTERM');
       await sleep(500);
       up.body.end(randomBytes(1024));
       const done = (await up.response) as RawResponse;
       expect(done.status).toBe(201);
       expect(await exited).toEqual({ code: 0, signal: null });
+      expect(() => process.kill(-primary.pid!, 0)).toThrow(); // no process of the group is left
       expect(await statusOf(id)).toBe('active');
     }, 20_000);
   },
