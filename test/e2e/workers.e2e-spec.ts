@@ -217,7 +217,7 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
           }),
         ),
       );
-      const codes = answers.map((r) => r.status).sort();
+      const codes = answers.map((r) => r.status).sort((a, b) => a - b);
       expect(codes).toEqual([
         ...Array<number>(IMAGE_COUNT_QUOTA).fill(201),
         ...Array<number>(RATE_LIMIT - IMAGE_COUNT_QUOTA).fill(413),
@@ -326,7 +326,9 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
           }),
         ),
       );
-      expect(racers.map((r) => r.status).sort()).toEqual([200, 409, 409, 409]);
+      expect(racers.map((r) => r.status).sort((a, b) => a - b)).toEqual([
+        200, 409, 409, 409,
+      ]);
       expect(await statusOf(id)).toBe('active');
     });
 
@@ -388,7 +390,7 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
       const done = (await up.response) as RawResponse;
       expect(done.status).toBe(201);
       expect(await exited).toEqual({ code: 0, signal: null });
-      expect(() => process.kill(-primary.pid!, 0)).toThrow(); // no process of the group is left
+      expect(() => process.kill(-primary.pid!, 0)).toThrow('ESRCH'); // no process of the group is left
       expect(await statusOf(id)).toBe('active');
     }, 20_000);
   },
