@@ -16,11 +16,22 @@ export class MetricsController {
   @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
   @ApiResponse({ status: 200, description: 'text/plain; version=0.0.4' })
   async scrape(@Res() res: Response): Promise<void> {
-    // Several workers: the primary answers for the whole node.
-    const body =
-      processRole() === 'worker'
-        ? await askPrimary<string>(METRICS_REQUEST, null, 10_000)
-        : await this.registry.metrics();
+    let body: string;
+    if (processRole() === 'worker') {
+      // Several workers: the primary answers for the whole node. A worker that is
+      // still starting cannot answer yet: 503, and the next scrape gets it all.
+      try {
+        body = await askPrimary<string>(METRICS_REQUEST, null, 10_000);
+      } catch (err) {
+        res
+          .status(503)
+          .type('text/plain')
+          .send(`Node metrics unavailable: ${(err as Error).message}`);
+        return;
+      }
+    } else {
+      body = await this.registry.metrics();
+    }
     res.status(200).setHeader('Content-Type', this.registry.contentType);
     res.send(body);
   }
