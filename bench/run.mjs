@@ -215,6 +215,24 @@ async function main() {
         log,
         genPath: join(BENCH_DIR, 'load-generator.mjs'),
       });
+      const { ids } = report.metadata;
+      delete report.metadata.ids;
+      // The same load on the same database with WORKERS=2 (profiles would only see the primary).
+      await service.stop();
+      service = await startService({ ...serviceOptions, workers: 2 });
+      await new Promise((r) => setTimeout(r, 2000));
+      log(`service with WORKERS=2: primary pid ${service.pid} on 127.0.0.1:${service.port}`);
+      report.metadataWorkers2 = await runMetadataBench({
+        service,
+        runDir,
+        profileDir,
+        config: { ...config, cpuProf: '0' },
+        targets: TARGETS,
+        log,
+        genPath: join(BENCH_DIR, 'load-generator.mjs'),
+        reuse: { result: report.metadata.seed, ids },
+      });
+      delete report.metadataWorkers2.ids;
     }
   } catch (err) {
     failed = true;

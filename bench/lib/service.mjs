@@ -97,6 +97,7 @@ export async function startService({
   hookPath,
   imageSizeCap,
   log,
+  workers = 1,
 }) {
   const port = await freePort();
   const env = {
@@ -111,6 +112,7 @@ export async function startService({
     NOTIFICATION_DRIVER: 'noop',
     IMAGE_SIZE_CAP: String(imageSizeCap),
     BENCH_CPU_PROF_DIR: profileDir,
+    WORKERS: String(workers),
   };
   const logFd = openSync(logPath, 'w');
   const child = track(

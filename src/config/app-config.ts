@@ -170,6 +170,10 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(0)
   SHUTDOWN_TIMEOUT = 30;
 
+  /** API processes sharing PORT on this node (node:cluster); 1 serves from one process. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  WORKERS = 1;
+
   /** Default page size of image lists (Glance's limit_param_default). */
   @Transform(toInt) @IsInt() @Min(1)
   LIMIT_PARAM_DEFAULT = 25;

@@ -191,11 +191,14 @@ export class ImagesService {
     let size = meta.size ?? 0;
     if (location && !size) size = remoteSize ?? 0;
     let image: ImageRecord;
+    const owner =
+      ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner;
     try {
       image = await this.registry.create({
         ...this.clientFields(meta),
         id: meta.id ?? undefined,
-        owner: ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner,
+        owner,
+        ownedLimit: this.quotas.ownedLimit(ctx, owner),
         size,
         // Size 0 with nothing to upload is a complete (empty) image, as in Glance.
         status:
@@ -212,6 +215,12 @@ export class ImagesService {
         throw ApiError.conflict(
           `An image with identifier ${meta.id} already exists`,
         );
+      }
+      if (
+        err instanceof RegistryError &&
+        err.code === RegistryErrorCode.QuotaExceeded
+      ) {
+        throw this.quotas.imageCountError(Number(err.message));
       }
       throw err;
     }

@@ -97,6 +97,12 @@ export interface NewImage extends ImageFields {
   status: ImageStatus;
   properties: Record<string, string | null>;
   location?: LocationData | null;
+  /**
+   * IMAGE_COUNT_QUOTA: refuse (QuotaExceeded) when the owner already owns this
+   * many images, counted inside the create transaction so that concurrent
+   * creates, in any process of any node, cannot both pass.
+   */
+  ownedLimit?: number;
 }
 
 export interface ImageUpdate {
@@ -110,6 +116,8 @@ export interface ImageUpdate {
   fromState?: ImageStatus;
   /** Record (or clear, with null) the API node running the image's upload. */
   uploadNode?: string | null;
+  /** Record the process (worker) on that node running the upload. */
+  uploadWorker?: string | null;
 }
 
 /**
@@ -128,6 +136,19 @@ export class ImageRegistry {
     const id = image.id ?? randomUUID();
     const now = nowTimestamp();
     await serialTransaction(this.db, async (tx) => {
+      if (image.ownedLimit !== undefined && image.owner) {
+        await this.lockOwner(tx, image.owner);
+        const owned = await tx.countBy(ImageEntity, {
+          owner: image.owner,
+          deleted: false,
+        });
+        if (owned >= image.ownedLimit) {
+          throw new RegistryError(
+            RegistryErrorCode.QuotaExceeded,
+            String(owned),
+          );
+        }
+      }
       if (await tx.existsBy(ImageEntity, { id })) {
         throw new RegistryError(
           RegistryErrorCode.Duplicate,
@@ -256,6 +277,9 @@ export class ImageRegistry {
           ...(change.uploadNode !== undefined
             ? { uploadNode: change.uploadNode }
             : {}),
+          ...(change.uploadWorker !== undefined
+            ? { uploadWorker: change.uploadWorker }
+            : {}),
           updatedAt: now,
         })
         .where('id = :id', { id })
@@ -341,6 +365,25 @@ export class ImageRegistry {
     };
   }
 
+  /**
+   * Serialises quota-checked creates of one owner until the transaction ends:
+   * an advisory lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+   * file's write lock. MariaDB/MySQL: a row lock on the owner's image rows.
+   */
+  private async lockOwner(tx: EntityManager, owner: string): Promise<void> {
+    const kind = this.db.options.type;
+    if (kind === 'postgres') {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `image-owner:${owner}`,
+      ]);
+    } else if (kind === 'mysql' || kind === 'mariadb') {
+      await tx.query(
+        'SELECT id FROM images WHERE owner = ? AND deleted = ? FOR UPDATE',
+        [owner, false],
+      );
+    }
+  }
+
   /** Non-deleted images owned by `owner` (IMAGE_COUNT_QUOTA). */
   async countOwnedImages(owner: string): Promise<number> {
     return this.db
@@ -423,6 +466,15 @@ export class ImageRegistry {
       );
     }
     const rows = await qb.getRawMany<{ id: string }>();
+    return rows.map((r) => r.id);
+  }
+
+  /** Images left `saving` by one worker process of `node` (it died). */
+  async workerUploads(node: string, worker: string): Promise<string[]> {
+    const rows = await this.db.getRepository(ImageEntity).find({
+      select: { id: true },
+      where: { status: 'saving', uploadNode: node, uploadWorker: worker },
+    });
     return rows.map((r) => r.id);
   }
 

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { workerIdentity } from '../../cluster/process-role.js';
 import { ApiError, ApiErrorCode } from '../../common/api-error.js';
 import { AppConfig } from '../../config/app-config.js';
 import { TransferMetrics } from '../../metrics/transfer.metrics.js';
@@ -65,6 +66,7 @@ export class ImageUploader {
         fields: { status: 'saving' },
         fromState: 'queued',
         uploadNode: this.config.NODE_ID,
+        uploadWorker: workerIdentity(),
       });
     } catch (err) {
       if (

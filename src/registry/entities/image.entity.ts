@@ -91,6 +91,10 @@ export class ImageEntity extends SoftDeletable {
   @Column({ name: 'upload_node', type: 'varchar', length: 255, nullable: true })
   uploadNode: string | null;
 
+  /** Process on that node running the upload (its pid), so a dead worker's uploads can be told apart. */
+  @Column({ name: 'upload_worker', type: 'varchar', length: 64, nullable: true })
+  uploadWorker: string | null;
+
   @OneToMany('ImagePropertyEntity', 'image')
   properties?: Relation<ImagePropertyEntity[]>;
 
