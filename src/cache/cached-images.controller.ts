@@ -6,14 +6,15 @@ import {
   Param,
   Put,
   Req,
+  UseGuards,
 } from '@nestjs/common';
 import { ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { ApiError } from '../common/api-error.js';
 import { contextOf } from '../common/request-context.accessor.js';
-import { Policy } from '../policy/policy.decorator.js';
 import { ImageRegistry } from '../registry/image.registry.js';
 import { ImageCache } from './image-cache.service.js';
+import { ManageCacheGuard } from './manage-cache.guard.js';
 
 const VALID_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$/;
 
@@ -24,6 +25,7 @@ const VALID_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$/;
  */
 @ApiTags('image cache')
 @Controller({ path: ['v1', 'v2'] })
+@UseGuards(ManageCacheGuard)
 export class CachedImagesController {
   constructor(
     private readonly cache: ImageCache,
@@ -31,7 +33,6 @@ export class CachedImagesController {
   ) {}
 
   @Get('cached_images')
-  @Policy('manage_image_cache')
   @ApiOperation({
     summary:
       "Images in this node's cache (times in epoch seconds; last_accessed 0 until the first hit)",
@@ -59,7 +60,6 @@ export class CachedImagesController {
   }
 
   @Delete('cached_images/:id')
-  @Policy('manage_image_cache')
   @HttpCode(200)
   @ApiOperation({
     summary:
@@ -72,7 +72,6 @@ export class CachedImagesController {
   }
 
   @Delete('cached_images')
-  @Policy('manage_image_cache')
   @HttpCode(200)
   @ApiOperation({ summary: "Evict every image from this node's cache" })
   @ApiResponse({ status: 200, description: '{"num_deleted": N}' })
@@ -81,7 +80,6 @@ export class CachedImagesController {
   }
 
   @Get('queued_images')
-  @Policy('manage_image_cache')
   @ApiOperation({ summary: 'Images queued for prefetching, oldest first' })
   @ApiResponse({ status: 200, description: '{"queued_images": ["id", ...]}' })
   async listQueued() {
@@ -89,7 +87,6 @@ export class CachedImagesController {
   }
 
   @Put('queued_images/:id')
-  @Policy('manage_image_cache')
   @HttpCode(200)
   @ApiOperation({
     summary:
@@ -118,7 +115,6 @@ export class CachedImagesController {
   }
 
   @Delete('queued_images/:id')
-  @Policy('manage_image_cache')
   @HttpCode(200)
   @ApiOperation({ summary: 'Remove an image from the prefetch queue' })
   @ApiParam({ name: 'id' })
@@ -128,7 +124,6 @@ export class CachedImagesController {
   }
 
   @Delete('queued_images')
-  @Policy('manage_image_cache')
   @HttpCode(200)
   @ApiOperation({ summary: 'Empty the prefetch queue' })
   @ApiResponse({ status: 200, description: '{"num_deleted": N}' })

@@ -77,7 +77,11 @@ export class HealthController {
   private async degraded(): Promise<string[]> {
     if (!this.cache.enabled) return [];
     const writable = await this.cache.checkWritable();
-    return writable ? [] : [`image_cache: degraded (${this.cache.health.reason}): downloads are served from the store`];
+    return writable
+      ? []
+      : [
+          `image_cache: degraded (${this.cache.health.reason}): downloads are served from the store`,
+        ];
   }
 
   /** `<check>: <reason>` for every probe that failed; empty when healthy. */

@@ -6,7 +6,11 @@ import { HealthController } from './health.controller.js';
 
 /** GET/HEAD /healthcheck. Terminus's own failure log is off: the controller logs one plain line. */
 @Module({
-  imports: [TerminusModule.forRoot({ logger: false }), StoresModule, CacheModule],
+  imports: [
+    TerminusModule.forRoot({ logger: false }),
+    StoresModule,
+    CacheModule,
+  ],
   controllers: [HealthController],
 })
 export class HealthModule {}
