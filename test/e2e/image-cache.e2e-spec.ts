@@ -142,7 +142,8 @@ async function remoteImage(
       'x-image-meta-checksum': md5(data),
       'x-image-meta-is_public': 'true',
     });
-  expect(res.status, res.text).toBe(201);
+  if (res.status !== 201)
+    throw new Error(`create failed: ${res.status} ${res.text}`);
   return res.body.image.id as string;
 }
 
@@ -234,6 +235,37 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
       }
     });
 
+    it('two workers sharing the cache folder fill once between them (lock and index on disk)', async () => {
+      const worker = await createTestApp({
+        IMAGE_CACHE_DIR: dir,
+        EXTERNAL_SOURCE_ALLOWLIST: '127.0.0.1',
+        DATABASE_URL: t.config.DATABASE_URL,
+        FILESYSTEM_STORE_DATADIR: t.storeDir,
+      });
+      const data = randomBytes(MiB);
+      const backend = await countingBackend(data);
+      try {
+        const id = await remoteImage(t, backend.url, data);
+        const ports = [await portOf(t), await portOf(worker)];
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            rawRequest(ports[i % 2], {
+              method: 'GET',
+              path: `/v1/images/${id}`,
+              headers: ADMIN,
+            }),
+          ),
+        );
+        for (const r of results) expect(md5(r.body)).toBe(md5(data));
+        expect(backend.state).toEqual({ gets: 1, rangeGets: 0 });
+        expect(worker.app.get(ImageCache).isCached(id)).toBe(true);
+      } finally {
+        await backend.close();
+        await worker.app.close();
+        rmSync(worker.dir, { recursive: true, force: true });
+      }
+    });
+
     it('leaves no entry and no stray file when the filling client disconnects', async () => {
       const data = randomBytes(2 * MiB);
       const backend = await countingBackend(data);
@@ -260,6 +292,44 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
         await until(() => readdirSync(join(dir, 'incomplete')).length === 0);
         expect(t.app.get(ImageCache).isCached(id)).toBe(false);
         expect(existsSync(join(dir, id))).toBe(false);
+      } finally {
+        await backend.close();
+      }
+    });
+
+    it('a client following a fill whose client went away gets the rest from the store by range', async () => {
+      const data = randomBytes(2 * MiB);
+      const backend = await countingBackend(data);
+      try {
+        const id = await remoteImage(t, backend.url, data);
+        const port = await portOf(t);
+        let filler: http.ClientRequest | undefined;
+        await new Promise<void>((resolve) => {
+          filler = http.get(
+            {
+              port,
+              host: '127.0.0.1',
+              path: `/v1/images/${id}`,
+              headers: ADMIN,
+            },
+            (res) => {
+              res.once('data', () => resolve());
+            },
+          );
+          filler.on('error', () => undefined);
+        });
+        const follower = rawRequest(port, {
+          method: 'GET',
+          path: `/v1/images/${id}`,
+          headers: ADMIN,
+        });
+        await new Promise((r) => setTimeout(r, 100));
+        filler!.destroy();
+        const r = await follower;
+        expect(r.status).toBe(200);
+        expect(md5(r.body)).toBe(md5(data));
+        expect(backend.state).toEqual({ gets: 1, rangeGets: 1 });
+        await until(() => readdirSync(join(dir, 'incomplete')).length === 0);
       } finally {
         await backend.close();
       }
@@ -292,7 +362,7 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
         as('tenant-a'),
       );
       const first = await download(t, owned.id, as('tenant-a'));
-      expect(first.status, first.text).toBe(200);
+      expect(first.status).toBe(200);
       expect(md5(first.body)).toBe(md5(data));
       await until(() => t.app.get(ImageCache).isCached(owned.id));
       // Another tenant: the same 404 as without a cache, and the entry stays.
@@ -550,6 +620,65 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
         }
       },
     );
+  },
+);
+
+// Where a cache pays: an object store across the network. The store, not
+// the database, is under test: SQLite only.
+describe.runIf(TEST_DATABASE === 'sqlite' && !!env.SWIFT_AUTH_URL)(
+  'image cache in front of the Swift store',
+  () => {
+    let t: TestApp;
+    let dir: string;
+    beforeAll(async () => {
+      dir = cacheDir();
+      t = await createTestApp({
+        IMAGE_CACHE_DIR: dir,
+        DEFAULT_STORE: 'swift',
+        SWIFT_STORE_AUTH_URL: env.SWIFT_AUTH_URL,
+        SWIFT_STORE_USER: env.SWIFT_USER,
+        SWIFT_STORE_KEY: env.SWIFT_KEY,
+        SWIFT_STORE_CONTAINER: `cache-${randomUUID().slice(0, 8)}`,
+        SWIFT_STORE_LARGE_OBJECT_SIZE: String(MiB),
+        SWIFT_STORE_LARGE_OBJECT_CHUNK_SIZE: String(MiB),
+      });
+    });
+    afterAll(async () => {
+      await t?.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('sixteen concurrent misses read the object once; with the object gone the cache still serves it', async () => {
+      const data = randomBytes(4 * MiB + 123);
+      const image = await createImage(t, { data });
+      const before = await metric(t, 'glance_image_cache_backend_bytes_total');
+      const port = await portOf(t);
+      const results = await Promise.all(
+        Array.from({ length: 16 }, () =>
+          rawRequest(port, {
+            method: 'GET',
+            path: `/v1/images/${image.id}`,
+            headers: ADMIN,
+          }),
+        ),
+      );
+      for (const r of results) {
+        expect(r.status).toBe(200);
+        expect(r.aborted).toBe(false);
+        expect(md5(r.body)).toBe(md5(data));
+        expect(r.headers.etag).toBe(md5(data));
+      }
+      expect(await metric(t, 'glance_image_cache_backend_bytes_total')).toBe(
+        before + data.length,
+      );
+      await dropFromStore(t, image.id);
+      const again = await download(t, image.id);
+      expect(again.status).toBe(200);
+      expect(md5(again.body)).toBe(md5(data));
+      expect(await metric(t, 'glance_image_cache_backend_bytes_total')).toBe(
+        before + data.length,
+      );
+    });
   },
 );
 
