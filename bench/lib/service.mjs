@@ -97,6 +97,7 @@ export async function startService({
   hookPath,
   imageSizeCap,
   log,
+  extraEnv = {},
 }) {
   const port = await freePort();
   const env = {
@@ -111,6 +112,7 @@ export async function startService({
     NOTIFICATION_DRIVER: 'noop',
     IMAGE_SIZE_CAP: String(imageSizeCap),
     BENCH_CPU_PROF_DIR: profileDir,
+    ...extraEnv,
   };
   const logFd = openSync(logPath, 'w');
   const child = track(

@@ -682,6 +682,11 @@ describe.runIf(TEST_DATABASE === 'sqlite' && !!env.SWIFT_AUTH_URL)(
   },
 );
 
+const CACHE_MANAGE = '/usr/lib/python3/dist-packages/glance/cmd/cache_manage.py';
+if (process.env.REQUIRE_GLANCE_CACHE_MANAGE === '1' && !existsSync(CACHE_MANAGE)) {
+  throw new Error('python3-glance (glance-cache-manage) is required here: apt-get install python3-glance');
+}
+
 /** Debian's glance-cache-manage (python3-glance), as an operator runs it. */
 async function cacheManage(
   port: number,
@@ -719,7 +724,7 @@ async function cacheManage(
 // The CLI talks HTTP only: the database makes no difference, SQLite only.
 describe.runIf(
   TEST_DATABASE === 'sqlite' &&
-    existsSync('/usr/lib/python3/dist-packages/glance/cmd/cache_manage.py'),
+    existsSync(CACHE_MANAGE),
 )('glance-cache-manage against the service', () => {
   let t: TestApp;
   let off: TestApp;
