@@ -17,7 +17,7 @@ const SAIO_DIR = process.env.GLANCE_TEST_SAIO_DIR ?? '/tmp/glance-test-saio';
 /** The SAIO's settings; starts it (as the test global setup does) when it is not running. */
 function saioEnv(root, log) {
   const script = resolve(root, '../shared/services/swift-saio.sh');
-  if (!existsSync(`${SAIO_DIR}/env`) || !process.env.BENCH_SAIO_RUNNING) {
+  {
     if (!existsSync(script)) throw new Error(`boot storm needs Swift: ${script} is missing`);
     log('boot storm: making sure the Swift SAIO runs');
     execFileSync('flock', ['-o', `${SAIO_DIR}.lock`, 'bash', script, 'start', SAIO_DIR], {
@@ -155,7 +155,8 @@ export async function runBootStorm({ root, runDir, serviceOptions, input, log })
   report.targets = {
     coldReadsBackendOnce: by('cold').backendMiB === sizeMiB,
     warmAtLeastFileStore: by('warm').aggregateMBps >= by('file').aggregateMBps,
-    peakRssUnder150MiB: report.rows.every((r) => r.peakRssMiB < 150),
+    // The three ways are judged; the file-store row is the yardstick only.
+    peakRssUnder150MiB: ['no cache', 'cold', 'warm'].every((l) => by(l).peakRssMiB < 150),
   };
   console.log('\nboot storm (16 concurrent curl clients, 1 image):');
   console.log('  way                     MB/s agg  seconds  backend MiB  peak RSS MiB  CPU s/GiB');

@@ -4,7 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageSizeMismatchError } from '../stores/file-image.reader.js';
 import type { ImageReader } from '../stores/image-store.interface.js';
 
-const CHUNK = 1024 * 1024;
+/**
+ * Two 512 KiB buffers per reader: a boot storm has many readers at once, and
+ * 1 MiB per reader keeps sixteen of them within a few MiB of one download.
+ */
+const CHUNK = 512 * 1024;
 const SLOTS = 2;
 /** How often a reader that caught up with the filler looks for more bytes. */
 const POLL_MS = 5;
@@ -31,7 +35,8 @@ export interface FillWatch {
  * at the image's size. The handle stays valid across the filler's rename into
  * place. When the filler gives up (the file is unlinked, or it stops growing
  * and its process is gone) the rest comes from the store by byte range, so
- * the client's download completes either way. Two fixed 1 MiB buffers.
+ * the client's download completes either way. Also serves complete entries
+ * (a hit is a fill that is already over).
  */
 export class GrowingFileReader implements ImageReader {
   constructor(

@@ -21,7 +21,6 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppConfig } from '../config/app-config.js';
 import type { ImageRecord } from '../registry/image-record.js';
-import { FileImageReader } from '../stores/file-image.reader.js';
 import type { ImageReader } from '../stores/image-store.interface.js';
 import { CacheFillStream } from './cache-fill.stream.js';
 import { CacheIndex, type CacheEntry } from './cache-index.js';
@@ -273,7 +272,7 @@ export class ImageCache implements OnModuleInit, OnModuleDestroy {
     )
       return null;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const hit = await this.openEntry(image);
+      const hit = await this.openEntry(image, fromStore);
       if (hit) return hit;
       if (attempt === 0) this.metrics.misses.inc();
       if (size > this.config.IMAGE_CACHE_MAX_SIZE) return null;
@@ -287,7 +286,10 @@ export class ImageCache implements OnModuleInit, OnModuleDestroy {
     return null;
   }
 
-  private async openEntry(image: ImageRecord): Promise<CachedData | null> {
+  private async openEntry(
+    image: ImageRecord,
+    fromStore: StoreOpener,
+  ): Promise<CachedData | null> {
     const entry = this.db.get(image.id);
     if (!entry) return null;
     let handle: FileHandle;
@@ -307,21 +309,18 @@ export class ImageCache implements OnModuleInit, OnModuleDestroy {
       return null;
     }
     this.metrics.hits.inc();
-    const inner = new FileImageReader(handle, size);
-    const reader: ImageReader = {
-      size,
-      pipeTo: async (out, expected) => {
-        let sent = 0;
-        try {
-          sent = await inner.pipeTo(out, expected);
-          return sent;
-        } finally {
-          this.metrics.bytesServed.inc(sent);
-          if (sent === expected) this.recordHit(image.id);
-        }
+    // A complete entry read like a finished fill: the same small buffers, and
+    // should the file turn out short after all, the rest from the store.
+    const reader = new GrowingFileReader(handle, size, {
+      stallMs: 0,
+      fillerAlive: () => false,
+      fromStore,
+      done: (fromCache, fromStoreBytes, complete) => {
+        this.metrics.bytesServed.inc(fromCache);
+        this.metrics.backendBytes.inc(fromStoreBytes);
+        if (complete) this.recordHit(image.id);
       },
-      close: () => inner.close(),
-    };
+    });
     return { size, reader, stream: null };
   }
 
