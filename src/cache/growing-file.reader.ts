@@ -9,7 +9,7 @@ import type { ImageReader } from '../stores/image-store.interface.js';
  * 1 MiB per reader keeps sixteen of them within a few MiB of one download.
  */
 const CHUNK = 512 * 1024;
-const SLOTS = 2;
+const SLOTS = 3;
 /** How often a reader that caught up with the filler looks for more bytes. */
 const POLL_MS = 5;
 

@@ -402,6 +402,10 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
     });
 
     it('management routes under /v1 and /v2 with the JSON bodies of Glance', async () => {
+    const docs = await request(t.http).get('/api-docs-json');
+    for (const path of ['/v1/cached_images', '/v2/cached_images/{id}', '/v1/queued_images/{id}', '/v2/queued_images']) {
+      expect(Object.keys(docs.body.paths)).toContain(path);
+    }
       const data = randomBytes(8 * KiB);
       const image = await createImage(t, { data });
       await download(t, image.id);
