@@ -3,7 +3,6 @@ import {
   type MiddlewareConsumer,
   type NestModule,
 } from '@nestjs/common';
-import { AuthMiddleware } from '../policy/auth.middleware.js';
 import { PolicyModule } from '../policy/policy.module.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { StoresModule } from '../stores/stores.module.js';
@@ -13,7 +12,8 @@ import { CacheMetrics } from './cache.metrics.js';
 import { CachedImagesController } from './cached-images.controller.js';
 import { ImageCache } from './image-cache.service.js';
 
-const MANAGEMENT_ROUTES = [
+/** The cache management routes (AppModule also binds AuthMiddleware to the /v2 ones). */
+export const CACHE_MANAGEMENT_ROUTES = [
   'v1/cached_images',
   'v1/cached_images/*path',
   'v1/queued_images',
@@ -37,10 +37,7 @@ const MANAGEMENT_ROUTES = [
 })
 export class CacheModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(CacheOffMiddleware).forRoutes(...MANAGEMENT_ROUTES);
-    // v1 routes get AuthMiddleware from AppModule ('v1/*path'); the v2 cache routes here.
-    consumer
-      .apply(AuthMiddleware)
-      .forRoutes(...MANAGEMENT_ROUTES.filter((r) => r.startsWith('v2/')));
+    // AuthMiddleware for these routes is bound by AppModule (one instance for the app).
+    consumer.apply(CacheOffMiddleware).forRoutes(...CACHE_MANAGEMENT_ROUTES);
   }
 }

@@ -300,35 +300,39 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
 
     it('a client following a fill whose client went away gets the rest from the store by range', async () => {
       const data = randomBytes(2 * MiB);
-      const backend = await countingBackend(data);
+      // Slow (16 KiB per 5 ms): the fill is still running when its client leaves.
+      const backend = await countingBackend(data, 16 * KiB);
       try {
         const id = await remoteImage(t, backend.url, data);
         const port = await portOf(t);
-        let filler: http.ClientRequest | undefined;
-        await new Promise<void>((resolve) => {
-          filler = http.get(
-            {
-              port,
-              host: '127.0.0.1',
-              path: `/v1/images/${id}`,
-              headers: ADMIN,
-            },
-            (res) => {
-              res.once('data', () => resolve());
+        const get = () =>
+          new Promise<{ req: http.ClientRequest; body: Promise<Buffer> }>(
+            (resolve) => {
+              const req = http.get(
+                {
+                  port,
+                  host: '127.0.0.1',
+                  path: `/v1/images/${id}`,
+                  headers: ADMIN,
+                },
+                (res) => {
+                  const chunks: Buffer[] = [];
+                  const body = new Promise<Buffer>((done) => {
+                    res.on('data', (c: Buffer) => chunks.push(c));
+                    res.on('end', () => done(Buffer.concat(chunks)));
+                    res.on('close', () => done(Buffer.concat(chunks)));
+                  });
+                  res.once('data', () => resolve({ req, body }));
+                },
+              );
+              req.on('error', () => undefined);
             },
           );
-          filler.on('error', () => undefined);
-        });
-        const follower = rawRequest(port, {
-          method: 'GET',
-          path: `/v1/images/${id}`,
-          headers: ADMIN,
-        });
-        await new Promise((r) => setTimeout(r, 100));
-        filler!.destroy();
-        const r = await follower;
-        expect(r.status).toBe(200);
-        expect(md5(r.body)).toBe(md5(data));
+        const filler = await get();
+        const follower = await get();
+        filler.req.destroy();
+        const body = await follower.body;
+        expect(md5(body)).toBe(md5(data));
         expect(backend.state).toEqual({ gets: 1, rangeGets: 1 });
         await until(() => readdirSync(join(dir, 'incomplete')).length === 0);
       } finally {
