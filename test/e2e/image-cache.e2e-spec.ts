@@ -2,6 +2,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   rmSync,
@@ -337,6 +338,27 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
         await until(() => readdirSync(join(dir, 'incomplete')).length === 0);
       } finally {
         await backend.close();
+      }
+    });
+
+    it('a missing incomplete/ folder: the download comes from the store, the failure is counted', async () => {
+      const data = randomBytes(64 * KiB);
+      const image = await createImage(t, { data });
+      const failures = await metric(
+        t,
+        'glance_image_cache_write_failures_total',
+      );
+      rmSync(join(dir, 'incomplete'), { recursive: true });
+      try {
+        const res = await download(t, image.id);
+        expect(res.status).toBe(200);
+        expect(md5(res.body)).toBe(md5(data));
+        expect(await metric(t, 'glance_image_cache_write_failures_total')).toBe(
+          failures + 1,
+        );
+        expect(t.app.get(ImageCache).isCached(image.id)).toBe(false);
+      } finally {
+        mkdirSync(join(dir, 'incomplete'));
       }
     });
 
