@@ -5,7 +5,8 @@
 // Environment:
 //   BENCH_SIZES_MIB   comma list of input sizes (default 100,1024)
 //   BENCH_REPS        repetitions per transfer, median reported (default 3)
-//   BENCH_PHASES      transfer,meta (default both)
+//   BENCH_PHASES      transfer,meta,storm (default all; storm = 16 clients on a 1 GiB Swift image: no/cold/warm cache)
+//   BENCH_STORM_SIZE_MIB  image size of the boot storm (default 1024)
 //   BENCH_SEED_COUNT  images seeded for the metadata load (default 10000)
 //   BENCH_LOAD_SECONDS / BENCH_WARMUP_SECONDS  per endpoint (default 10 / 2)
 //   BENCH_CPU_PROF    auto (profile an endpoint that missed a target), 1 (always), 0 (never)
@@ -22,6 +23,7 @@ import {
 import { curlVersion } from './lib/curl.mjs';
 import { ensureInputFile } from './lib/input-files.mjs';
 import { readMemory } from './lib/proc-stats.mjs';
+import { runBootStorm } from './lib/boot-storm.mjs';
 import { runMetadataBench } from './lib/metadata-bench.mjs';
 import {
   buildSummary,
@@ -61,7 +63,7 @@ function readConfig() {
       `BENCH_SIZES_MIB must be a comma list of positive integers`,
     );
   }
-  const phases = (process.env.BENCH_PHASES ?? 'transfer,meta')
+  const phases = (process.env.BENCH_PHASES ?? 'transfer,meta,storm')
     .split(',')
     .map((s) => s.trim());
   return {
@@ -233,6 +235,17 @@ async function main() {
         reuse: { result: report.metadata.seed, ids },
       });
       delete report.metadataWorkers2.ids;
+    }
+
+    if (config.phases.includes('storm')) {
+      log('boot storm: 16 concurrent clients, no cache / cold cache / warm cache');
+      report.bootStorm = await runBootStorm({
+        root: ROOT,
+        runDir,
+        serviceOptions,
+        input: ensureInputFile(WORK, envNumber('BENCH_STORM_SIZE_MIB', 1024), log),
+        log,
+      });
     }
   } catch (err) {
     failed = true;

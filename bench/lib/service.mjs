@@ -98,6 +98,7 @@ export async function startService({
   imageSizeCap,
   log,
   workers = 1,
+  extraEnv = {},
 }) {
   const port = await freePort();
   const env = {
@@ -113,6 +114,7 @@ export async function startService({
     IMAGE_SIZE_CAP: String(imageSizeCap),
     BENCH_CPU_PROF_DIR: profileDir,
     WORKERS: String(workers),
+    ...extraEnv,
   };
   const logFd = openSync(logPath, 'w');
   const child = track(

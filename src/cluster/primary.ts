@@ -13,7 +13,7 @@ import {
 } from './cluster-throttler.storage.js';
 import { METRICS_REQUEST } from './primary-requests.js';
 import { PrimaryModule } from './primary.module.js';
-import { becomePrimary } from './process-role.js';
+import { becomePrimary, WORKER_SLOT_ENV } from './process-role.js';
 
 /** A worker that dies sooner than this after its start is restarted after a pause (no busy crash loop). */
 const QUICK_DEATH_MS = 5000;
@@ -53,12 +53,20 @@ export async function runPrimary(config: AppConfig): Promise<void> {
 
   let stopping = false;
   const startedAt = new Map<Worker, number>();
-  const fork = () => startedAt.set(cluster.fork(), Date.now());
+  const slots = new Map<Worker, number>();
+  // A restarted worker keeps its slot, so slot 0 (cache maintenance) always has a process.
+  const fork = (slot: number) => {
+    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) });
+    startedAt.set(worker, Date.now());
+    slots.set(worker, slot);
+  };
 
   cluster.on('exit', (worker, code, signal) => {
     const pid = String(worker.process.pid);
     const lived = Date.now() - (startedAt.get(worker) ?? 0);
+    const slot = slots.get(worker) ?? 0;
     startedAt.delete(worker);
+    slots.delete(worker);
     if (stopping) return;
     logger.error(
       `Worker ${pid} died (${signal ? `signal ${signal}` : `exit code ${code}`}); killing its uploads and starting a new worker`,
@@ -70,8 +78,8 @@ export async function runPrimary(config: AppConfig): Promise<void> {
           `Could not kill the uploads of worker ${pid}: ${(err as Error).message}`,
         ),
       );
-    if (lived < QUICK_DEATH_MS) setTimeout(fork, RESTART_PAUSE_MS);
-    else fork();
+    if (lived < QUICK_DEATH_MS) setTimeout(() => fork(slot), RESTART_PAUSE_MS);
+    else fork(slot);
   });
 
   let listening = 0;
@@ -122,7 +130,7 @@ export async function runPrimary(config: AppConfig): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
-  for (let i = 0; i < config.WORKERS; i++) fork();
+  for (let slot = 0; slot < config.WORKERS; slot++) fork(slot);
 }
 
 /**

@@ -6,6 +6,9 @@ const V1_NAMES = new Set(['v1', 'v1.0', 'v1.1']);
 /** Paths served outside the versioned API. */
 const UNVERSIONED = /^\/(api-docs|healthcheck|metrics)(\/|$|\?|-json)/;
 
+/** The image cache's management routes, which today's glance-cache-manage calls under /v2. */
+const V2_CACHE_MANAGEMENT = /^\/v2\/(cached_images|queued_images)(\/|$)/;
+
 /** Glance's versions document (v1 only: this service does not speak v2). */
 export function versionsDocument(req: Request): object {
   const host = `${req.protocol}://${req.headers.host ?? 'localhost'}`;
@@ -28,7 +31,7 @@ function sendVersions(req: Request, res: Response): void {
  */
 export function versionNegotiation(req: Request, res: Response, next: NextFunction): void {
   const [path, query = ''] = splitUrl(req.url);
-  if (UNVERSIONED.test(path)) return next();
+  if (UNVERSIONED.test(path) || V2_CACHE_MANAGEMENT.test(path)) return next();
   const segments = path.replace(/^\/+/, '').split('/');
   if (segments[0] === 'versions') return sendVersions(req, res);
 

@@ -62,6 +62,9 @@ describe('loadConfig', () => {
     ['AUTH_STRATEGY', 'ldap'],
     ['DATABASE_URL', 'ftp://db/glance'],
     ['NOTIFICATION_DRIVER', 'kafka'],
+    ['IMAGE_CACHE_MAX_SIZE', '0'],
+    ['IMAGE_CACHE_STALL_TIME', 'a day'],
+    ['IMAGE_CACHE_PREFETCH_INTERVAL', '-1'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -283,6 +283,32 @@ export class AppConfig {
   /** Seconds between scrubber runs inside the service (with DELAYED_DELETE). */
   @Transform(toInt) @IsInt() @Min(1)
   SCRUBBER_INTERVAL = 300;
+
+  /** Image cache folder on this node (Glance's image_cache_dir); unset = no cache. */
+  @IsOptional() @IsString() @Matches(/^\S/, { message: 'IMAGE_CACHE_DIR must be a folder path' })
+  IMAGE_CACHE_DIR?: string;
+
+  /** Bytes the cache may hold before the pruner removes least recently used entries. */
+  @Transform(toInt) @IsInt() @Min(1)
+  IMAGE_CACHE_MAX_SIZE = 10 * 1024 * 1024 * 1024;
+
+  /** Seconds after which an incomplete cache file counts as stalled (the cleaner removes it). */
+  @Transform(toInt) @IsInt() @Min(1)
+  IMAGE_CACHE_STALL_TIME = 86400;
+
+  /** Seconds between the service's own prune, clean and prefetch passes (0 = off). */
+  @Transform(toInt) @IsInt() @Min(0)
+  IMAGE_CACHE_PRUNE_INTERVAL = 600;
+
+  @Transform(toInt) @IsInt() @Min(0)
+  IMAGE_CACHE_CLEAN_INTERVAL = 3600;
+
+  @Transform(toInt) @IsInt() @Min(0)
+  IMAGE_CACHE_PREFETCH_INTERVAL = 300;
+
+  /** Queued images the prefetcher reads at once. */
+  @Transform(toInt) @IsInt() @Min(1)
+  IMAGE_CACHE_PREFETCH_CONCURRENCY = 2;
 }
 
 /** Thrown at boot when an environment variable is invalid; names the variable. */

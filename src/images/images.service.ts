@@ -1,5 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Readable } from 'node:stream';
+import { ImageCache } from '../cache/image-cache.service.js';
+import { storeOpener } from '../cache/store-opener.js';
 import { ApiError } from '../common/api-error.js';
 import type { RequestContext } from '../common/request-context.js';
 import { AppConfig } from '../config/app-config.js';
@@ -81,6 +83,7 @@ export class ImagesService {
     private readonly quotas: QuotaService,
     private readonly sources: ExternalSourceService,
     private readonly config: AppConfig,
+    private readonly cache: ImageCache,
   ) {}
 
   /** The image as this caller may see it: properties it may not read are left out. */
@@ -123,10 +126,31 @@ export class ImagesService {
   }
 
   async getActive(ctx: RequestContext, id: string): Promise<ImageRecord> {
-    const image = await this.getVisible(ctx, id);
-    if (image.status !== 'active')
+    let image: ImageRecord;
+    try {
+      image = await this.getVisible(ctx, id);
+    } catch (err) {
+      if (this.cache.isCached(id)) await this.evictIfDeleted(id);
+      throw err;
+    }
+    if (image.status !== 'active') {
+      // Deactivated or deleted through any node: this node's copy must go.
+      await this.cache.evict(id);
       throw ApiError.notFound(`Image ${id} is not active`);
+    }
     return image;
+  }
+
+  /**
+   * A caller who may not see an image never evicts it; but a deleted image
+   * is no one's to see, so its stale cache entry goes whoever asked (the
+   * answer is the same 404 either way, nothing leaks).
+   */
+  private async evictIfDeleted(id: string): Promise<void> {
+    const record = await this.registry.get(id, true);
+    if (!record || record.deleted || record.status === 'deleted' || record.status === 'pending_delete') {
+      await this.cache.evict(id);
+    }
   }
 
   /** The image's bytes; `size` is the recorded size the transfer is checked against. */
@@ -135,6 +159,10 @@ export class ImagesService {
     if (size === 0 || !image.location)
       return { size: 0, reader: null, stream: null };
     try {
+      if (this.cache.enabled) {
+        const cached = await this.cache.open(image, storeOpener(this.stores, image));
+        if (cached) return cached;
+      }
       const store = this.stores.forLocation(image.location);
       if (store.openReader) {
         const reader = await store.openReader(image.location);
@@ -515,6 +543,7 @@ export class ImagesService {
         );
       }
     }
+    await this.cache.evict(id);
     this.notifier.info(IMAGE_EVENTS.delete, deleted);
     return deleted;
   }

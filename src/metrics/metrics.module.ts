@@ -42,6 +42,6 @@ function createMetricsRegistry(): Registry {
     ImageMetrics,
     NotificationMetrics,
   ],
-  exports: [HttpMetrics, TransferMetrics],
+  exports: [HttpMetrics, TransferMetrics, Registry],
 })
 export class MetricsModule {}

@@ -238,9 +238,15 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         path: '/metrics',
       });
       expect(scrape.status).toBe(200);
-      expect(scrape.body.toString()).toMatch(
+      const text = scrape.body.toString();
+      expect(text).toMatch(
         /^http_requests_total\{method="GET",route="\/v1\/images",status="200"\} 6$/m,
       );
+      // Node-wide gauges are the node's figure, not one per worker added up.
+      const reported = [...text.matchAll(/^glance_images\{status="[a-z_]+"\} (\d+)$/gm)]
+        .map((m) => Number(m[1]))
+        .reduce((a, b) => a + b, 0);
+      expect(reported).toBe(await observer.getRepository(ImageEntity).count());
     });
 
     it('a delete stops an upload promptly whichever worker runs it', async () => {
