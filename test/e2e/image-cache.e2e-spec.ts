@@ -10,7 +10,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheMaintenanceService } from '../../src/cache/cache-maintenance.service.js';
 import { ImageCache } from '../../src/cache/image-cache.service.js';
 import { StoreRegistry } from '../../src/stores/store.registry.js';
+import { countingBackend } from '../support/counting-backend.js';
 import { binaryParser, md5, waitFor } from '../support/image-assertions.js';
 import { createImage } from '../support/image-builder.js';
 import { portOf, rawRequest } from '../support/raw-http.js';
@@ -85,44 +85,6 @@ function stableHeaders(res: request.Response): Record<string, string> {
     if (k === 'location') out[k] = new URL(String(v)).pathname;
   }
   return out;
-}
-
-/**
- * An HTTP backend that counts GETs and sends slowly (so concurrent misses
- * overlap the fill); images point at it with x-image-meta-location and
- * carry their checksum, so the cache verifies what it stores.
- */
-async function countingBackend(data: Buffer, chunk = 64 * KiB, delayMs = 5) {
-  const state = { gets: 0, rangeGets: 0 };
-  const server = http.createServer((req, res) => {
-    if (req.method === 'HEAD') {
-      res.writeHead(200, { 'content-length': data.length }).end();
-      return;
-    }
-    const range = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '');
-    const start = range ? Number(range[1]) : 0;
-    const end = range ? Number(range[2]) + 1 : data.length;
-    if (range) state.rangeGets++;
-    else state.gets++;
-    res.writeHead(range ? 206 : 200, { 'content-length': end - start });
-    let at = start;
-    const timer = setInterval(() => {
-      if (res.destroyed) return clearInterval(timer);
-      res.write(data.subarray(at, Math.min(end, at + chunk)));
-      at += chunk;
-      if (at >= end) {
-        clearInterval(timer);
-        res.end();
-      }
-    }, delayMs);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/image.raw`;
-  return {
-    state,
-    url,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
 }
 
 async function remoteImage(

@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nowTimestamp } from '../../src/common/timestamps.js';
 import { buildDataSourceOptions } from '../../src/registry/data-source-options.js';
 import { ImageEntity } from '../../src/registry/entities/image.entity.js';
-import { waitFor } from '../support/image-assertions.js';
+import { countingBackend } from '../support/counting-backend.js';
+import { md5, waitFor } from '../support/image-assertions.js';
 import { metaHeaders } from '../support/image-builder.js';
 import { rawRequest, type RawResponse } from '../support/raw-http.js';
 import {
@@ -109,6 +110,8 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
           RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
           IMAGE_COUNT_QUOTA: String(IMAGE_COUNT_QUOTA),
           SHUTDOWN_TIMEOUT: '5',
+          IMAGE_CACHE_DIR: join(work, 'cache'),
+          EXTERNAL_SOURCE_ALLOWLIST: '127.0.0.1',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
         // Its own process group: the shutdown test signals the whole group.
@@ -247,6 +250,38 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         .map((m) => Number(m[1]))
         .reduce((a, b) => a + b, 0);
       expect(reported).toBe(await observer.getRepository(ImageEntity).count());
+    });
+
+    it('sixteen concurrent misses on both workers read the backend once (the cache fill lock is on disk)', async () => {
+      const data = randomBytes(2 * 1024 * 1024);
+      const backend = await countingBackend(data);
+      try {
+        const created = await rawRequest(port, {
+          method: 'POST',
+          path: '/v1/images',
+          headers: {
+            ...metaHeaders({ name: 'storm', is_public: true }),
+            'x-image-meta-location': backend.url,
+            'x-image-meta-size': String(data.length),
+            'x-image-meta-checksum': md5(data),
+          },
+        });
+        expect(created.status).toBe(201);
+        const id = (JSON.parse(created.body.toString()) as { image: { id: string } }).image.id;
+        // Each request opens its own connection: the workers take them in turn.
+        const answers = await Promise.all(
+          Array.from({ length: 16 }, () =>
+            rawRequest(port, { method: 'GET', path: `/v1/images/${id}`, headers: as('tenant-c') }),
+          ),
+        );
+        for (const r of answers) {
+          expect(r.status).toBe(200);
+          expect(md5(r.body)).toBe(md5(data));
+        }
+        expect(backend.state).toEqual({ gets: 1, rangeGets: 0 });
+      } finally {
+        await backend.close();
+      }
     });
 
     it('a delete stops an upload promptly whichever worker runs it', async () => {
