@@ -8,6 +8,7 @@ import { ImagePropertyEntity } from './entities/image-property.entity.js';
 import { ApiNodeEntity } from './entities/api-node.entity.js';
 import { InitialSchema1764237600000 } from './migrations/1764237600000-InitialSchema.js';
 import { UploadNodes1764244800000 } from './migrations/1764244800000-UploadNodes.js';
+import { ListingIndexes1796186400000 } from './migrations/1796186400000-ListingIndexes.js';
 
 export const REGISTRY_ENTITIES = [
   ImageEntity,
@@ -18,7 +19,11 @@ export const REGISTRY_ENTITIES = [
 ];
 
 /** Listed explicitly: globs do not work with ESM and hide what runs. */
-export const REGISTRY_MIGRATIONS = [InitialSchema1764237600000, UploadNodes1764244800000];
+export const REGISTRY_MIGRATIONS = [
+  InitialSchema1764237600000,
+  UploadNodes1764244800000,
+  ListingIndexes1796186400000,
+];
 
 /**
  * The one place that turns DATABASE_URL into TypeORM options; used by Nest

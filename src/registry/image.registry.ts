@@ -9,7 +9,8 @@ import { ImageEntity } from './entities/image.entity.js';
 import { ImageLocationEntity } from './entities/image-location.entity.js';
 import { ImageMemberEntity } from './entities/image-member.entity.js';
 import { ImagePropertyEntity } from './entities/image-property.entity.js';
-import type { ImageListQuery, SortDir, SortKey } from './image-list-query.js';
+import type { ImageListQuery } from './image-list-query.js';
+import { listKeys, listSegments, SORT_COLUMNS } from './list-segments.js';
 import type {
   ImageFields,
   ImageRecord,
@@ -20,17 +21,12 @@ import { RegistryError, RegistryErrorCode } from './registry.error.js';
 import { serialTransaction } from './serial-transaction.js';
 import { SqlReader } from './sql-reader.js';
 
-/** Sort expressions: nullable columns coalesced so ordering and markers agree on every database. */
-const SORT_EXPRESSIONS: Record<SortKey, string> = {
-  name: "COALESCE(i.name, '')",
-  status: 'i.status',
-  container_format: "COALESCE(i.container_format, '')",
-  disk_format: "COALESCE(i.disk_format, '')",
-  size: 'COALESCE(i.size, -1)',
-  id: 'i.id',
-  created_at: 'i.created_at',
-  updated_at: "COALESCE(i.updated_at, '')",
-};
+/**
+ * Below this many matching rows a property filter reads its images from the
+ * (name, value) index and sorts them; above it, walking the sort order finds
+ * a page after about limit x images / matches rows.
+ */
+const SPARSE_PROPERTY_ROWS = 1000;
 
 /** Columns of an images row as the read queries select them. */
 const IMAGE_COLUMNS =
@@ -186,21 +182,46 @@ export class ImageRegistry {
     return rows.length > 0;
   }
 
-  /** A page of the images `ctx` may see; cost bounded by the page (indexed order + limit). */
+  /**
+   * A page of the images `ctx` may see; cost bounded by the page: each
+   * statement walks an index in the requested order and stops at LIMIT
+   * (see listSegments and the listing indexes in ARCHITECTURE.md).
+   */
   async list(
     ctx: RequestContext,
     query: ImageListQuery,
   ): Promise<ImageRecord[]> {
+    const statements = await this.listStatements(ctx, query);
+    const limit = Math.max(0, Math.floor(query.limit));
+    const images: ImageRecord[] = [];
+    for (const statement of statements) {
+      const remaining = limit - images.length;
+      if (remaining <= 0) break;
+      const rows = (await this.reader.rows(
+        `${statement.sql} LIMIT ${remaining}`,
+        statement.params,
+      )) as ImageRow[];
+      for (const row of rows) images.push(toRecord(row));
+    }
+    return images;
+  }
+
+  /**
+   * The statements (without LIMIT) that read a page, in order: the list path
+   * runs them until the page is full; the query-plan test explains them.
+   */
+  async listStatements(
+    ctx: RequestContext,
+    query: ImageListQuery,
+  ): Promise<{ sql: string; params: unknown[] }[]> {
     const where: string[] = [];
     const params: unknown[] = [];
-    this.filterClauses(query, where, params);
+    this.filterClauses(query, where, params, await this.sparseProperties(query));
     if (!ctx.isAdmin || query.adminAsUser)
       this.visibilityClause(ctx, where, params);
 
-    const keys: SortKey[] = [query.sortKey];
-    for (const k of ['created_at', 'id'] as const)
-      if (!keys.includes(k)) keys.push(k);
-
+    const keys = listKeys(query.sortKey);
+    let markerValues: unknown[] | undefined;
     if (query.marker !== undefined) {
       const marker = await this.get(query.marker, true);
       const showingDeleted =
@@ -216,20 +237,21 @@ export class ImageRegistry {
           'Invalid marker. Image could not be found.',
         );
       }
-      this.markerClause(keys, query.sortDir, marker, where, params);
+      markerValues = keys.map((k) => marker[k]);
     }
 
     const dir = query.sortDir === 'asc' ? 'ASC' : 'DESC';
-    const order = keys.map((k) => `${SORT_EXPRESSIONS[k]} ${dir}`).join(', ');
-    const sql =
-      `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i` +
-      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-      ` ORDER BY ${order} LIMIT ${Math.max(0, Math.floor(query.limit))}`;
-    const rows = (await this.reader.rows(sql, [
-      false,
-      ...params,
-    ])) as ImageRow[];
-    return rows.map(toRecord);
+    const order = keys.map((k) => `${SORT_COLUMNS[k]} ${dir}`).join(', ');
+    return listSegments(keys, query.sortDir, markerValues).map((segment) => {
+      const terms = segment.where ? [...where, segment.where] : where;
+      return {
+        sql:
+          `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i` +
+          (terms.length ? ` WHERE ${terms.join(' AND ')}` : '') +
+          ` ORDER BY ${order}`,
+        params: [false, ...params, ...segment.params],
+      };
+    });
   }
 
   /**
@@ -453,10 +475,30 @@ export class ImageRegistry {
     return image;
   }
 
+  /**
+   * The property filters that match fewer than SPARSE_PROPERTY_ROWS images.
+   * SQLite cannot estimate an IN subquery's size, so it is measured here with
+   * one bounded index count; PostgreSQL and MariaDB plan semi-joins from their
+   * own statistics and always get EXISTS.
+   */
+  private async sparseProperties(query: ImageListQuery): Promise<Set<string>> {
+    const sparse = new Set<string>();
+    if (this.reader.kind !== 'sqlite') return sparse;
+    for (const [name, value] of Object.entries(query.filters.properties ?? {})) {
+      const [row] = await this.reader.all<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM (SELECT 1 FROM image_properties p WHERE p.name = ? AND p.value = ? AND p.deleted = ? LIMIT ${SPARSE_PROPERTY_ROWS})`,
+        [name, value, false],
+      );
+      if (row.n < SPARSE_PROPERTY_ROWS) sparse.add(name);
+    }
+    return sparse;
+  }
+
   private filterClauses(
     query: ImageListQuery,
     where: string[],
     params: unknown[],
+    sparse: Set<string>,
   ): void {
     const f = query.filters;
     const equal: [string, unknown][] = [
@@ -498,8 +540,14 @@ export class ImageRegistry {
       where.push("i.status <> 'killed'");
     }
     for (const [name, value] of Object.entries(f.properties ?? {})) {
+      // Few matches: start from the (name, value) index (IN); many: walk the
+      // sort order and probe that index per row (EXISTS). See sparseProperties.
+      // SQLite otherwise may build an automatic index per statement.
+      const from = `image_properties p${this.reader.kind === 'sqlite' ? ' INDEXED BY ix_image_properties_name_value' : ''}`;
       where.push(
-        'EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ?)',
+        sparse.has(name)
+          ? `i.id IN (SELECT p.image_id FROM ${from} WHERE p.name = ? AND p.value = ? AND p.deleted = ?)`
+          : `EXISTS (SELECT 1 FROM ${from} WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ?)`,
       );
       params.push(name, value, false);
     }
@@ -520,33 +568,6 @@ export class ImageRegistry {
       '(i.is_public = ? OR i.owner = ? OR EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ?))',
     );
     params.push(true, ctx.owner, ctx.owner, false);
-  }
-
-  /** Keyset pagination: rows strictly after the marker in (k1, k2, ...) order. */
-  private markerClause(
-    keys: SortKey[],
-    dir: SortDir,
-    marker: ImageRecord,
-    where: string[],
-    params: unknown[],
-  ): void {
-    const op = dir === 'asc' ? '>' : '<';
-    const values = keys.map((k) => {
-      const v = marker[k];
-      if (v === null || v === undefined) return k === 'size' ? -1 : '';
-      return v;
-    });
-    const alternatives = keys.map((_, i) => {
-      const terms: string[] = [];
-      for (let j = 0; j < i; j++) {
-        terms.push(`${SORT_EXPRESSIONS[keys[j]]} = ?`);
-        params.push(values[j]);
-      }
-      terms.push(`${SORT_EXPRESSIONS[keys[i]]} ${op} ?`);
-      params.push(values[i]);
-      return `(${terms.join(' AND ')})`;
-    });
-    where.push(`(${alternatives.join(' OR ')})`);
   }
 
   private toColumns(fields: ImageFields): Partial<ImageEntity> {
