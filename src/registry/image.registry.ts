@@ -241,9 +241,11 @@ export class ImageRegistry {
     }
 
     const dir = query.sortDir === 'asc' ? 'ASC' : 'DESC';
-    const order = keys.map((k) => `${SORT_COLUMNS[k]} ${dir}`).join(', ');
     return listSegments(keys, query.sortDir, markerValues).map((segment) => {
       const terms = segment.where ? [...where, segment.where] : where;
+      const order = (segment.firstKeyNull ? keys.slice(1) : keys)
+        .map((k) => `${SORT_COLUMNS[k]} ${dir}`)
+        .join(', ');
       return {
         sql:
           `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i` +

@@ -25,6 +25,11 @@ const NULLABLE = new Set<SortKey>([
 export interface ListSegment {
   where: string;
   params: unknown[];
+  /**
+   * The first key is NULL throughout: order by the others only (MariaDB does
+   * not treat `k IS NULL` as a constant and would sort).
+   */
+  firstKeyNull?: boolean;
 }
 
 /** The ordering keys of a listing: the sort key, then created_at and id as tie-breakers. */
@@ -57,7 +62,7 @@ export function listSegments(
   const column = SORT_COLUMNS[first];
   const op = dir === 'asc' ? '>' : '<';
   const nullable = NULLABLE.has(first);
-  const isNull: ListSegment = { where: `${column} IS NULL`, params: [] };
+  const isNull: ListSegment = { where: `${column} IS NULL`, params: [], firstKeyNull: true };
   const notNull: ListSegment = { where: `${column} IS NOT NULL`, params: [] };
 
   if (!marker) {
@@ -77,7 +82,7 @@ export function listSegments(
       }
       terms.push(`${SORT_COLUMNS[rest[i]]} ${op} ?`);
       params.push(marker[i + 1]);
-      out.push({ where: terms.join(' AND '), params });
+      out.push({ where: terms.join(' AND '), params, firstKeyNull: head.firstKeyNull });
     }
     return out;
   };
