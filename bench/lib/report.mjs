@@ -6,6 +6,9 @@ export const TARGETS = {
   maxPeakRssMiB: 150,
   minRequestsPerSecond: 2000,
   maxP99Ms: 10,
+  // Scale phase: p50 of every list query at 100,000 images (SQLite), and against 1,000 images.
+  scaleMaxP50Ms: 2,
+  scaleMaxRatio: 2,
 };
 
 /** Rows of { metric, value, target, pass } where pass is true, false or null (info only). */

@@ -62,7 +62,11 @@ export function listSegments(
   const column = SORT_COLUMNS[first];
   const op = dir === 'asc' ? '>' : '<';
   const nullable = NULLABLE.has(first);
-  const isNull: ListSegment = { where: `${column} IS NULL`, params: [], firstKeyNull: true };
+  const isNull: ListSegment = {
+    where: `${column} IS NULL`,
+    params: [],
+    firstKeyNull: true,
+  };
   const notNull: ListSegment = { where: `${column} IS NOT NULL`, params: [] };
 
   if (!marker) {
@@ -82,7 +86,11 @@ export function listSegments(
       }
       terms.push(`${SORT_COLUMNS[rest[i]]} ${op} ?`);
       params.push(marker[i + 1]);
-      out.push({ where: terms.join(' AND '), params, firstKeyNull: head.firstKeyNull });
+      out.push({
+        where: terms.join(' AND '),
+        params,
+        firstKeyNull: head.firstKeyNull,
+      });
     }
     return out;
   };

@@ -1,4 +1,9 @@
-import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 
@@ -25,7 +30,10 @@ export class SqliteStatistics implements OnModuleInit, OnApplicationShutdown {
     if (this.db.options.type !== 'better-sqlite3') return;
     // 0x10002: analyze every table that needs it, not only those this connection used.
     await this.optimize('PRAGMA optimize=0x10002');
-    this.timer = setInterval(() => void this.optimize('PRAGMA optimize'), OPTIMIZE_INTERVAL_MS);
+    this.timer = setInterval(
+      () => void this.optimize('PRAGMA optimize'),
+      OPTIMIZE_INTERVAL_MS,
+    );
     this.timer.unref();
   }
 

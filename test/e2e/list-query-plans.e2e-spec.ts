@@ -17,7 +17,11 @@ import {
   type SortKey,
 } from '../../src/registry/image-list-query.js';
 import { runMigrations } from '../../src/registry/run-migrations.js';
-import { createTestDatabase, TEST_DATABASE, type TestDatabase } from '../support/test-database.js';
+import {
+  createTestDatabase,
+  TEST_DATABASE,
+  type TestDatabase,
+} from '../support/test-database.js';
 
 /**
  * The query plans of GET /v1/images for every sort key and filter, first and
@@ -29,10 +33,12 @@ import { createTestDatabase, TEST_DATABASE, type TestDatabase } from '../support
  */
 const IMAGES = 3000;
 const MEMBER = 'tenant-0';
-const ts = (i: number) => new Date(Date.UTC(2026, 0, 1) + i * 10_000).toISOString().replace('Z', '000');
+const ts = (i: number) =>
+  new Date(Date.UTC(2026, 0, 1) + i * 10_000).toISOString().replace('Z', '000');
 
 function image(i: number) {
-  const pick = <T>(list: T[], salt: number) => list[(i * 7919 + salt * 104_729) % list.length];
+  const pick = <T>(list: T[], salt: number) =>
+    list[(i * 7919 + salt * 104_729) % list.length];
   return {
     id: `00000000-0000-4000-a000-${String(i).padStart(12, '0')}`,
     name: i % 97 === 0 ? null : `image-${pick([...Array(300).keys()], 1)}`,
@@ -62,7 +68,11 @@ interface Case {
 
 const CASES: Case[] = [
   ...SORT_KEYS.flatMap((sortKey) =>
-    (['asc', 'desc'] as const).map((sortDir) => ({ label: `sort_key=${sortKey}&sort_dir=${sortDir}`, sortKey, sortDir })),
+    (['asc', 'desc'] as const).map((sortDir) => ({
+      label: `sort_key=${sortKey}&sort_dir=${sortDir}`,
+      sortKey,
+      sortDir,
+    })),
   ),
   { label: 'name', filters: { name: 'image-7' } },
   { label: 'status', filters: { status: 'queued' } },
@@ -70,7 +80,12 @@ const CASES: Case[] = [
   { label: 'disk_format', filters: { disk_format: 'raw' } },
   // A filter on one column and a sort on another: walking the sort key's index or sorting the
   // filter's matches is the planner's choice from its statistics; either reads from an index.
-  { label: 'disk_format&sort_key=size', filters: { disk_format: 'raw' }, sortKey: 'size', maySort: true },
+  {
+    label: 'disk_format&sort_key=size',
+    filters: { disk_format: 'raw' },
+    sortKey: 'size',
+    maySort: true,
+  },
   { label: 'min_ram', filters: { min_ram: 4096 } },
   { label: 'min_disk', filters: { min_disk: 40 } },
   { label: 'is_public=true', filters: { is_public: true } },
@@ -79,18 +94,40 @@ const CASES: Case[] = [
   { label: 'changes-since', filters: { changes_since: ts(IMAGES - 30) } },
   { label: 'size_min', filters: { size_min: 9_900_000_000 }, maySort: true },
   { label: 'size_max', filters: { size_max: 100_000_000 }, maySort: true },
-  { label: 'size_min&size_max', filters: { size_min: 10, size_max: 100_000_000 }, maySort: true },
-  { label: 'property (many images)', filters: { properties: { os_distro: 'ubuntu' } } },
-  { label: 'property (one image)', filters: { properties: { build_id: 'b-42' } }, maySort: true },
+  {
+    label: 'size_min&size_max',
+    filters: { size_min: 10, size_max: 100_000_000 },
+    maySort: true,
+  },
+  {
+    label: 'property (many images)',
+    filters: { properties: { os_distro: 'ubuntu' } },
+  },
+  {
+    label: 'property (one image)',
+    filters: { properties: { build_id: 'b-42' } },
+    maySort: true,
+  },
 ];
 
 /** What betrays a plan that reads the whole table or sorts it, per database. */
-async function planProblems(ds: DataSource, sql: string, params: unknown[], ordered: boolean): Promise<string[]> {
+async function planProblems(
+  ds: DataSource,
+  sql: string,
+  params: unknown[],
+  ordered: boolean,
+): Promise<string[]> {
   if (TEST_DATABASE === 'sqlite') {
-    const rows: { detail: string }[] = await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params.map((v) => (typeof v === 'boolean' ? Number(v) : v)));
+    const rows: { detail: string }[] = await ds.query(
+      `EXPLAIN QUERY PLAN ${sql}`,
+      params.map((v) => (typeof v === 'boolean' ? Number(v) : v)),
+    );
     const details = rows.map((r) => r.detail);
     return details.filter(
-      (d) => /^SCAN i$/.test(d) || /AUTOMATIC/.test(d) || (ordered && /TEMP B-TREE FOR ORDER BY/.test(d)),
+      (d) =>
+        /^SCAN i$/.test(d) ||
+        /AUTOMATIC/.test(d) ||
+        (ordered && /TEMP B-TREE FOR ORDER BY/.test(d)),
     );
   }
   if (TEST_DATABASE === 'postgres') {
@@ -108,7 +145,11 @@ async function planProblems(ds: DataSource, sql: string, params: unknown[], orde
       await runner.rollbackTransaction();
       const lines = rows.map((r) => r['QUERY PLAN']);
       // An Incremental Sort only orders ties met while walking an index in order: bounded by the page.
-      return lines.filter((l) => /Seq Scan on images/.test(l) || (ordered && /^\s*(->\s*)?Sort\s+\(/.test(l)));
+      return lines.filter(
+        (l) =>
+          /Seq Scan on images/.test(l) ||
+          (ordered && /^\s*(->\s*)?Sort\s+\(/.test(l)),
+      );
     } finally {
       await runner.release();
     }
@@ -117,10 +158,19 @@ async function planProblems(ds: DataSource, sql: string, params: unknown[], orde
   // rows it often prefers a range plus filesort to an ordered walk (at 100,000
   // rows it walks: see the bench's scale phase). So here: no full scan, and no
   // sort of rows that came from no index.
-  const rows: { table: string; type: string; Extra: string | null; key: string | null }[] = await ds.query(`EXPLAIN ${sql}`, params);
+  const rows: {
+    table: string;
+    type: string;
+    Extra: string | null;
+    key: string | null;
+  }[] = await ds.query(`EXPLAIN ${sql}`, params);
   return rows
     .filter((r) => r.table === 'i')
-    .filter((r) => r.type === 'ALL' || (ordered && r.key === null && /filesort/.test(r.Extra ?? '')))
+    .filter(
+      (r) =>
+        r.type === 'ALL' ||
+        (ordered && r.key === null && /filesort/.test(r.Extra ?? '')),
+    )
     .map((r) => `${r.type} key=${r.key} ${r.Extra ?? ''}`);
 }
 
@@ -140,25 +190,54 @@ describe(`list query plans (${TEST_DATABASE})`, () => {
     for (let start = 0; start < IMAGES; start += 500) {
       const chunk = images.slice(start, start + 500);
       const insert = (entity: object, rows: object[]) =>
-        ds.createQueryBuilder().insert().into(entity as never).values(rows).updateEntity(false).execute();
+        ds
+          .createQueryBuilder()
+          .insert()
+          .into(entity as never)
+          .values(rows)
+          .updateEntity(false)
+          .execute();
       await insert(ImageEntity, chunk);
       await insert(
         ImagePropertyEntity,
         chunk.flatMap((img, k) => [
-          { imageId: img.id, name: 'os_distro', value: ['ubuntu', 'fedora'][k % 2], createdAt: img.createdAt, deleted: false },
-          { imageId: img.id, name: 'build_id', value: `b-${start + k}`, createdAt: img.createdAt, deleted: false },
+          {
+            imageId: img.id,
+            name: 'os_distro',
+            value: ['ubuntu', 'fedora'][k % 2],
+            createdAt: img.createdAt,
+            deleted: false,
+          },
+          {
+            imageId: img.id,
+            name: 'build_id',
+            value: `b-${start + k}`,
+            createdAt: img.createdAt,
+            deleted: false,
+          },
         ]),
       );
       await insert(
         ImageMemberEntity,
         chunk
-          .filter((img) => !img.isPublic && img.owner !== MEMBER && Number(img.id.slice(-4)) % 4 === 0)
-          .map((img) => ({ imageId: img.id, member: MEMBER, createdAt: img.createdAt, deleted: false })),
+          .filter(
+            (img) =>
+              !img.isPublic &&
+              img.owner !== MEMBER &&
+              Number(img.id.slice(-4)) % 4 === 0,
+          )
+          .map((img) => ({
+            imageId: img.id,
+            member: MEMBER,
+            createdAt: img.createdAt,
+            deleted: false,
+          })),
       );
     }
     if (TEST_DATABASE === 'sqlite') await ds.query('ANALYZE');
     else if (TEST_DATABASE === 'postgres') await ds.query('ANALYZE');
-    else await ds.query('ANALYZE TABLE images, image_properties, image_members');
+    else
+      await ds.query('ANALYZE TABLE images, image_properties, image_members');
     registry = new ImageRegistry(ds);
   });
 
@@ -169,7 +248,11 @@ describe(`list query plans (${TEST_DATABASE})`, () => {
   });
 
   const callers = [
-    ['admin', new RequestContext('admin-tenant', 'admin', ['admin'], true), false],
+    [
+      'admin',
+      new RequestContext('admin-tenant', 'admin', ['admin'], true),
+      false,
+    ],
     ['member', new RequestContext(MEMBER, 'user', ['member'], false), false],
   ] as const;
 
@@ -189,11 +272,21 @@ describe(`list query plans (${TEST_DATABASE})`, () => {
             adminAsUser,
             marker: withMarker ? marker : undefined,
           };
-          for (const { sql, params } of await registry.listStatements(ctx, query)) {
+          for (const { sql, params } of await registry.listStatements(
+            ctx,
+            query,
+          )) {
             statements++;
             // The list path appends the page size: planners stop walking an index there.
-            for (const p of await planProblems(ds, `${sql} LIMIT 20`, params, !c.maySort))
-              problems.push(`${c.label} ${who}${withMarker ? ' marker' : ''}: ${p}`);
+            for (const p of await planProblems(
+              ds,
+              `${sql} LIMIT 20`,
+              params,
+              !c.maySort,
+            ))
+              problems.push(
+                `${c.label} ${who}${withMarker ? ' marker' : ''}: ${p}`,
+              );
           }
         }
       }
@@ -204,7 +297,13 @@ describe(`list query plans (${TEST_DATABASE})`, () => {
 
   it('the listing still answers: pages of the member follow each other without gaps', async () => {
     const ctx = callers[1][1];
-    const query: ImageListQuery = { filters: {}, limit: 7, sortKey: 'name', sortDir: 'asc', adminAsUser: false };
+    const query: ImageListQuery = {
+      filters: {},
+      limit: 7,
+      sortKey: 'name',
+      sortDir: 'asc',
+      adminAsUser: false,
+    };
     const all = await registry.list(ctx, { ...query, limit: IMAGES });
     const walked: string[] = [];
     let marker: string | undefined;

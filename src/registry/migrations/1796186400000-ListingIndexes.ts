@@ -4,8 +4,14 @@ import { TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
 const IMAGE_INDEXES: [name: string, columns: string[]][] = [
   ['ix_images_list_name', ['deleted', 'name', 'created_at', 'id']],
   ['ix_images_list_status', ['deleted', 'status', 'created_at', 'id']],
-  ['ix_images_list_container_format', ['deleted', 'container_format', 'created_at', 'id']],
-  ['ix_images_list_disk_format', ['deleted', 'disk_format', 'created_at', 'id']],
+  [
+    'ix_images_list_container_format',
+    ['deleted', 'container_format', 'created_at', 'id'],
+  ],
+  [
+    'ix_images_list_disk_format',
+    ['deleted', 'disk_format', 'created_at', 'id'],
+  ],
   ['ix_images_list_size', ['deleted', 'size', 'created_at', 'id']],
   ['ix_images_list_id', ['deleted', 'id']],
   ['ix_images_list_updated_at', ['deleted', 'updated_at', 'created_at', 'id']],
@@ -24,7 +30,10 @@ export class ListingIndexes1796186400000 implements MigrationInterface {
 
   async up(queryRunner: QueryRunner): Promise<void> {
     for (const [name, columnNames] of IMAGE_INDEXES) {
-      await queryRunner.createIndex('images', new TableIndex({ name, columnNames }));
+      await queryRunner.createIndex(
+        'images',
+        new TableIndex({ name, columnNames }),
+      );
     }
     const type = queryRunner.connection.options.type;
     if (type === 'mysql' || type === 'mariadb') {
@@ -35,7 +44,10 @@ export class ListingIndexes1796186400000 implements MigrationInterface {
     } else {
       await queryRunner.createIndex(
         'image_properties',
-        new TableIndex({ name: PROPERTY_INDEX, columnNames: ['name', 'value', 'image_id'] }),
+        new TableIndex({
+          name: PROPERTY_INDEX,
+          columnNames: ['name', 'value', 'image_id'],
+        }),
       );
     }
     if (type === 'better-sqlite3') await queryRunner.query('ANALYZE');
