@@ -9,7 +9,11 @@ import { ImageEntity } from './entities/image.entity.js';
 import { ImageLocationEntity } from './entities/image-location.entity.js';
 import { ImageMemberEntity } from './entities/image-member.entity.js';
 import { ImagePropertyEntity } from './entities/image-property.entity.js';
-import type { ImageListQuery } from './image-list-query.js';
+import type {
+  ImageListFilters,
+  ImageListQuery,
+  SortKey,
+} from './image-list-query.js';
 import { listKeys, listSegments, SORT_COLUMNS } from './list-segments.js';
 import type {
   ImageFields,
@@ -27,6 +31,35 @@ import { SqlReader } from './sql-reader.js';
  * a page after about limit x images / matches rows.
  */
 const SPARSE_PROPERTY_ROWS = 1000;
+
+/** Below this many matches a filtered page sorts its matches; above, it walks the sort order. */
+const SPARSE_FILTER_ROWS = 1000;
+
+/** The index each sort key walks (see migration ListingIndexes). */
+const SORT_INDEXES: Record<SortKey, string> = {
+  name: 'ix_images_list_name',
+  status: 'ix_images_list_status',
+  container_format: 'ix_images_list_container_format',
+  disk_format: 'ix_images_list_disk_format',
+  size: 'ix_images_list_size',
+  id: 'ix_images_list_id',
+  created_at: 'ix_images_listing',
+  updated_at: 'ix_images_list_updated_at',
+};
+
+/** Filters with their own listing index, and the sort key of the same column (if any). */
+const FILTER_SORT_KEYS: [keyof ImageListFilters, SortKey | null][] = [
+  ['name', 'name'],
+  ['status', 'status'],
+  ['container_format', 'container_format'],
+  ['disk_format', 'disk_format'],
+  ['size_min', 'size'],
+  ['size_max', 'size'],
+  ['min_ram', null],
+  ['min_disk', null],
+  ['is_public', null],
+  ['protected', null],
+];
 
 /** Columns of an images row as the read queries select them. */
 const IMAGE_COLUMNS =
@@ -191,24 +224,26 @@ export class ImageRegistry {
     ctx: RequestContext,
     query: ImageListQuery,
   ): Promise<ImageRecord[]> {
-    const statements = await this.listStatements(ctx, query);
     const limit = Math.max(0, Math.floor(query.limit));
     const images: ImageRecord[] = [];
-    for (const statement of statements) {
+    for (const statement of await this.listStatements(ctx, query)) {
       const remaining = limit - images.length;
       if (remaining <= 0) break;
-      const rows = (await this.reader.rows(
-        `${statement.sql} LIMIT ${remaining}`,
-        statement.params,
-      )) as ImageRow[];
+      const rows = (await this.reader.rows(statement.sql, [
+        ...statement.params,
+        remaining,
+      ])) as ImageRow[];
       for (const row of rows) images.push(toRecord(row));
     }
     return images;
   }
 
   /**
-   * The statements (without LIMIT) that read a page, in order: the list path
-   * runs them until the page is full; the query-plan test explains them.
+   * The statements that read a page, in order, each ending in `LIMIT ?` (the
+   * rows still missing: the caller appends that parameter): the list path runs
+   * them until the page is full; the query-plan test explains them. The
+   * inner query picks the page's rows, the outer one adds their properties,
+   * so a sort of many matches never aggregates properties for each of them.
    */
   async listStatements(
     ctx: RequestContext,
@@ -216,7 +251,13 @@ export class ImageRegistry {
   ): Promise<{ sql: string; params: unknown[] }[]> {
     const where: string[] = [];
     const params: unknown[] = [];
-    this.filterClauses(query, where, params, await this.sparseProperties(query));
+    this.filterClauses(
+      query,
+      where,
+      params,
+      await this.sparseProperties(query),
+    );
+    const from = `images i${await this.sortIndexHint(query, where, params)}`;
     if (!ctx.isAdmin || query.adminAsUser)
       this.visibilityClause(ctx, where, params);
 
@@ -246,11 +287,12 @@ export class ImageRegistry {
       const order = (segment.firstKeyNull ? keys.slice(1) : keys)
         .map((k) => `${SORT_COLUMNS[k]} ${dir}`)
         .join(', ');
+      const page =
+        `SELECT i.* FROM ${from}` +
+        (terms.length ? ` WHERE ${terms.join(' AND ')}` : '') +
+        ` ORDER BY ${order} LIMIT ?`;
       return {
-        sql:
-          `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i` +
-          (terms.length ? ` WHERE ${terms.join(' AND ')}` : '') +
-          ` ORDER BY ${order}`,
+        sql: `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM (${page}) i ORDER BY ${order}`,
         params: [false, ...params, ...segment.params],
       };
     });
@@ -486,7 +528,9 @@ export class ImageRegistry {
   private async sparseProperties(query: ImageListQuery): Promise<Set<string>> {
     const sparse = new Set<string>();
     if (this.reader.kind !== 'sqlite') return sparse;
-    for (const [name, value] of Object.entries(query.filters.properties ?? {})) {
+    for (const [name, value] of Object.entries(
+      query.filters.properties ?? {},
+    )) {
       const [row] = await this.reader.all<{ n: number }>(
         `SELECT COUNT(*) AS n FROM (SELECT 1 FROM image_properties p WHERE p.name = ? AND p.value = ? AND p.deleted = ? LIMIT ${SPARSE_PROPERTY_ROWS})`,
         [name, value, false],
@@ -494,6 +538,57 @@ export class ImageRegistry {
       if (row.n < SPARSE_PROPERTY_ROWS) sparse.add(name);
     }
     return sparse;
+  }
+
+  /**
+   * SQLite, a filter on one column and a sort on another: when the filters
+   * match at least SPARSE_FILTER_ROWS images (one bounded count), walk the
+   * sort key's index (a page then reads about limit x images / matches rows)
+   * rather than sorting every match, which SQLite's estimates often prefer
+   * once visibility is in the WHERE. Fewer matches: the planner's choice (it
+   * sorts those few). Not with changes-since, whose rows span `deleted`.
+   */
+  private async sortIndexHint(
+    query: ImageListQuery,
+    where: string[],
+    params: unknown[],
+  ): Promise<string> {
+    const f = query.filters;
+    if (this.reader.kind !== 'sqlite') return '';
+    if (f.changes_since !== undefined) {
+      // Its walk spans deleted rows: only the (created_at, id) index serves it, in the default order.
+      if (query.sortKey !== 'created_at') return '';
+      return (await this.matchesAtLeast(where, params, SPARSE_FILTER_ROWS))
+        ? ' INDEXED BY ix_images_created_at_id'
+        : '';
+    }
+    const others = FILTER_SORT_KEYS.filter(
+      ([filter, key]) => f[filter] !== undefined && key !== query.sortKey,
+    );
+    // Equality filters walk their own (deleted, column, created_at, id) index
+    // in the default order; property filters are decided by sparseProperties.
+    if (
+      others.length === 0 ||
+      (query.sortKey === 'created_at' &&
+        others.every(([k]) => !k.startsWith('size')))
+    )
+      return '';
+    return (await this.matchesAtLeast(where, params, SPARSE_FILTER_ROWS))
+      ? ` INDEXED BY ${SORT_INDEXES[query.sortKey]}`
+      : '';
+  }
+
+  /** Whether at least `n` images pass the filters: one count that stops at n. */
+  private async matchesAtLeast(
+    where: string[],
+    params: unknown[],
+    n: number,
+  ): Promise<boolean> {
+    const [row] = await this.reader.all<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM (SELECT 1 FROM images i WHERE ${where.join(' AND ')} LIMIT ${n})`,
+      params,
+    );
+    return row.n >= n;
   }
 
   private filterClauses(
