@@ -160,7 +160,10 @@ async function planProblems(
         params,
       );
       await runner.rollbackTransaction();
-      const lines = rows.map((r) => r['QUERY PLAN']);
+      // The top Sort orders the page's own rows (at most LIMIT) after the properties are added.
+      const lines = rows
+        .map((r) => r['QUERY PLAN'])
+        .filter((l, n) => n > 0 || !/^Sort\b/.test(l));
       // An Incremental Sort only orders ties met while walking an index in order: bounded by the page.
       return lines.filter(
         (l) =>
