@@ -643,8 +643,10 @@ export class ImageRegistry {
       where.push(
         sparse.has(name)
           ? `i.id IN (SELECT p.image_id FROM ${from} WHERE p.name = ? AND p.value = ? AND p.deleted = ?)`
-          : // A scalar subquery, not EXISTS: no planner turns it into a semi-join over every match.
-            `(SELECT 1 FROM ${from} WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ? LIMIT 1) IS NOT NULL`,
+          : this.reader.kind === 'sqlite'
+            ? `EXISTS (SELECT 1 FROM ${from} WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ?)`
+            : // A scalar subquery, not EXISTS: PostgreSQL made EXISTS a hash semi-join over every match.
+              `(SELECT 1 FROM ${from} WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ? LIMIT 1) IS NOT NULL`,
       );
       params.push(name, value, false);
     }
