@@ -663,9 +663,14 @@ export class ImageRegistry {
       params.push(true);
       return;
     }
-    where.push(
-      '(i.is_public = ? OR i.owner = ? OR EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ?))',
-    );
+    // PostgreSQL answers an EXISTS inside OR with a hashed subplan over every
+    // image shared with the tenant (cost grows with them); a LIMIT 1 scalar
+    // subquery is probed per row through ix_image_members_image_id_member.
+    const shared =
+      this.reader.kind === 'sqlite'
+        ? 'EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ?)'
+        : '(SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ? LIMIT 1) IS NOT NULL';
+    where.push(`(i.is_public = ? OR i.owner = ? OR ${shared})`);
     params.push(true, ctx.owner, ctx.owner, false);
   }
 
