@@ -5,8 +5,11 @@
 // Environment:
 //   BENCH_SIZES_MIB   comma list of input sizes (default 100,1024)
 //   BENCH_REPS        repetitions per transfer, median reported (default 3)
-//   BENCH_PHASES      transfer,meta,storm (default all; storm = 16 clients on a 1 GiB Swift image: no/cold/warm cache)
+//   BENCH_PHASES      transfer,meta,storm,scale (default transfer,meta,storm; storm = 16 clients on a 1 GiB Swift image: no/cold/warm cache)
 //   BENCH_STORM_SIZE_MIB  image size of the boot storm (default 1024)
+//   BENCH_SCALE_DATABASES  scale phase: comma list of sqlite,postgres,mysql (default sqlite)
+//   BENCH_SCALE_REQUESTS   scale phase: timed requests per query and page (default 60)
+//                     (the scale phase seeds 1,000 then BENCH_SEED_COUNT images, default 100,000 there)
 //   BENCH_SEED_COUNT  images seeded for the metadata load (default 10000)
 //   BENCH_LOAD_SECONDS / BENCH_WARMUP_SECONDS  per endpoint (default 10 / 2)
 //   BENCH_CPU_PROF    auto (profile an endpoint that missed a target), 1 (always), 0 (never)
@@ -25,6 +28,7 @@ import { ensureInputFile } from './lib/input-files.mjs';
 import { readMemory } from './lib/proc-stats.mjs';
 import { runBootStorm } from './lib/boot-storm.mjs';
 import { runMetadataBench } from './lib/metadata-bench.mjs';
+import { printScale, runScaleBench } from './lib/scale-bench.mjs';
 import {
   buildSummary,
   printProfiles,
@@ -71,6 +75,12 @@ function readConfig() {
     reps: envNumber('BENCH_REPS', 3),
     phases,
     seedCount: envNumber('BENCH_SEED_COUNT', 10_000),
+    scaleCount: envNumber('BENCH_SEED_COUNT', 100_000),
+    scaleRequests: envNumber('BENCH_SCALE_REQUESTS', 60),
+    scaleDatabases: (process.env.BENCH_SCALE_DATABASES ?? 'sqlite')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     seedConcurrency: 16,
     connections: 16,
     warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
@@ -247,6 +257,16 @@ async function main() {
         log,
       });
     }
+    if (config.phases.includes('scale')) {
+      report.scale = await runScaleBench({
+        root: ROOT,
+        runDir,
+        serviceOptions,
+        startService,
+        config,
+        log,
+      });
+    }
   } catch (err) {
     failed = true;
     report.error = err?.stack ?? String(err);
@@ -271,6 +291,7 @@ async function main() {
     ...(report.transfers ?? []).flatMap((t) => Object.values(t.profiles)),
     ...Object.values(report.metadata?.profiles ?? {}),
   ]);
+  if (report.scale) printScale(report.scale, TARGETS);
   console.log('');
   printTable(report.summary);
   const judged = report.summary.filter((r) => r.pass !== null);

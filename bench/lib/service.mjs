@@ -99,13 +99,14 @@ export async function startService({
   log,
   workers = 1,
   extraEnv = {},
+  databaseUrl,
 }) {
   const port = await freePort();
   const env = {
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
-    DATABASE_URL: `sqlite:${join(runDir, 'glance.sqlite')}`,
+    DATABASE_URL: databaseUrl ?? `sqlite:${join(runDir, 'glance.sqlite')}`,
     FILESYSTEM_STORE_DATADIR: join(runDir, 'store'),
     DEFAULT_STORE: 'file',
     AUTH_STRATEGY: 'noauth',

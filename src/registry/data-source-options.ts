@@ -9,6 +9,7 @@ import { ApiNodeEntity } from './entities/api-node.entity.js';
 import { InitialSchema1764237600000 } from './migrations/1764237600000-InitialSchema.js';
 import { UploadNodes1764244800000 } from './migrations/1764244800000-UploadNodes.js';
 import { UploadWorkers1764252000000 } from './migrations/1764252000000-UploadWorkers.js';
+import { ListingIndexes1796186400000 } from './migrations/1796186400000-ListingIndexes.js';
 
 export const REGISTRY_ENTITIES = [
   ImageEntity,
@@ -23,6 +24,7 @@ export const REGISTRY_MIGRATIONS = [
   InitialSchema1764237600000,
   UploadNodes1764244800000,
   UploadWorkers1764252000000,
+  ListingIndexes1796186400000,
 ];
 
 /**

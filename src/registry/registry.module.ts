@@ -7,6 +7,7 @@ import { buildDataSourceOptions } from './data-source-options.js';
 import { ImageRegistry } from './image.registry.js';
 import { MemberRegistry } from './member.registry.js';
 import { runMigrations } from './run-migrations.js';
+import { SqliteStatistics } from './sqlite-statistics.js';
 
 @Module({
   imports: [
@@ -30,7 +31,7 @@ import { runMigrations } from './run-migrations.js';
       },
     }),
   ],
-  providers: [ImageRegistry, MemberRegistry],
+  providers: [ImageRegistry, MemberRegistry, SqliteStatistics],
   exports: [ImageRegistry, MemberRegistry],
 })
 export class RegistryModule {}
