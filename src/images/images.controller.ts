@@ -101,8 +101,11 @@ export class ImagesController {
   @ApiResponse({ status: 404, description: 'No such image visible to the caller' })
   async meta(@Req() req: Request, @Res() res: Response, @Param('id') id: string): Promise<void> {
     const ctx = contextOf(req);
-    const image = this.images.forCaller(ctx, await this.images.getVisible(ctx, id));
+    const image = this.images.forCaller(ctx, await this.images.getVisible(ctx, id, false));
     setImageHeaders(req, res, image, true);
+    // As webob's empty Response in Glance. Without it Node's HTTP clients (llhttp)
+    // cannot tell the message ended and close the keep-alive connection.
+    res.setHeader('Content-Length', '0');
     res.status(200).end();
   }
 
