@@ -4,6 +4,7 @@
 // active empty ones), loads each endpoint and prints CPU per request; with
 // HOT_PROFILE=1 a separate profiled pass per endpoint.
 //   flock /tmp/bench.lock node bench/hot-paths.mjs [list,brief,head,get]
+//   HOT_SECONDS (default 8) per endpoint; HOT_ROOT=<checkout with dist/> to run another build
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -13,13 +14,14 @@ import { runLoad, seedImages } from './lib/metadata-bench.mjs';
 import { ensureBuilt, startService } from './lib/service.mjs';
 
 const BENCH_DIR = import.meta.dirname;
-const ROOT = resolve(BENCH_DIR, '..');
+// HOT_ROOT: another checkout's built dist/ (A/B runs against the same data).
+const ROOT = resolve(process.env.HOT_ROOT ?? resolve(BENCH_DIR, '..'));
 const dir = join(BENCH_DIR, '.work', 'hot-paths');
 const profileDir = join(dir, 'profiles');
 mkdirSync(profileDir, { recursive: true });
 const log = (m) => console.log(m);
 installExitHandlers();
-await ensureBuilt(ROOT, log);
+if (!process.env.HOT_ROOT) await ensureBuilt(ROOT, log);
 const service = await startService({
   root: ROOT,
   runDir: dir,

@@ -21,6 +21,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { imageListBody } from '../common/redact-locations.js';
 import { contextOf } from '../common/request-context.accessor.js';
 import { AppConfig } from '../config/app-config.js';
 import { Policy } from '../policy/policy.decorator.js';
@@ -80,7 +81,7 @@ export class ImagesController {
   @ApiResponse({ status: 400, description: 'Invalid filter, sort key, sort dir, limit or marker' })
   async index(@Req() req: Request, @Query() query: Record<string, unknown>) {
     const ctx = contextOf(req);
-    return { images: await this.images.index(ctx, this.listQuery(query, req)) };
+    return imageListBody(await this.images.index(ctx, this.listQuery(query, req)));
   }
 
   @Get('detail')
@@ -90,7 +91,7 @@ export class ImagesController {
   @ApiResponse({ status: 200, description: '{"images": [...]}' })
   async detail(@Req() req: Request, @Query() query: Record<string, unknown>) {
     const ctx = contextOf(req);
-    return { images: await this.images.detail(ctx, this.listQuery(query, req)) };
+    return imageListBody(await this.images.detail(ctx, this.listQuery(query, req)));
   }
 
   @Head(':id')
