@@ -27,7 +27,7 @@ import { AppConfig } from '../config/app-config.js';
 import { Policy } from '../policy/policy.decorator.js';
 import type { ImageRecord } from '../registry/image-record.js';
 import { ImageDownloader } from './download/image-downloader.js';
-import { imageMetaToHeaders } from './image-headers.js';
+import { setImageMetaHeaders } from './image-headers.js';
 import { parseImageListQuery } from './image-list-params.js';
 import type { ImageMeta } from './image-meta.js';
 import { ImageMetaHeaders, ImageMetaPipe } from './image-meta.pipe.js';
@@ -58,7 +58,7 @@ function imageUrl(req: Request, id: string): string {
 }
 
 function setImageHeaders(req: Request, res: Response, image: ImageRecord, withMeta: boolean): void {
-  if (withMeta) res.set(imageMetaToHeaders(image));
+  if (withMeta) setImageMetaHeaders(res, image);
   res.setHeader('Location', imageUrl(req, image.id));
   if (image.checksum) res.setHeader('ETag', image.checksum);
 }
