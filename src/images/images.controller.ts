@@ -22,20 +22,20 @@ import {
 import type { Request, Response } from 'express';
 import { ApiError } from '../common/api-error.js';
 import { readJsonBody } from '../common/read-json-body.js';
-import { redactLocations } from '../common/redact-locations.js';
+import { imageListBody, redactLocations } from '../common/redact-locations.js';
 import { contextOf } from '../common/request-context.accessor.js';
 import { AppConfig } from '../config/app-config.js';
 import { Policy } from '../policy/policy.decorator.js';
 import type { ImageRecord } from '../registry/image-record.js';
 import { ImageDownloader } from './download/image-downloader.js';
-import { downloadDisposition, imageMetaToHeaders } from './image-headers.js';
+import { downloadDisposition, setImageMetaHeaders } from './image-headers.js';
 import { parseImageListQuery } from './image-list-params.js';
 import type { ImageMeta } from './image-meta.js';
 import { ImageMetaHeaders, ImageMetaPipe } from './image-meta.pipe.js';
 import { ImagesService, type ImageBody } from './images.service.js';
 import { ApiImageListQuery, ApiImageMetaHeaders, ApiPurgePropsHeader } from './images.openapi.js';
 import { imageMetaFromJson } from '../sdk-compat/json-image-meta.js';
-import { nextLink } from '../sdk-compat/next-link.js';
+import { sdkNextLink } from '../sdk-compat/next-link.js';
 import { isOpenStackSdkRequest } from '../sdk-compat/sdk-request.js';
 
 function requestBody(req: Request): ImageBody {
@@ -72,7 +72,7 @@ function imageUrl(req: Request, id: string): string {
 }
 
 function setImageHeaders(req: Request, res: Response, image: ImageRecord, withMeta: boolean): void {
-  if (withMeta) res.set(imageMetaToHeaders(image));
+  if (withMeta) setImageMetaHeaders(res, image);
   res.setHeader('Location', imageUrl(req, image.id));
   if (image.checksum) res.setHeader('ETag', image.checksum);
 }
@@ -97,7 +97,7 @@ export class ImagesController {
     const ctx = contextOf(req);
     const list = this.listQuery(query, req);
     const images = await this.images.index(ctx, list);
-    return { images, next: nextLink(req, images, list.limit) };
+    return imageListBody(images, sdkNextLink(req, images, list.limit));
   }
 
   @Get('detail')
@@ -109,7 +109,7 @@ export class ImagesController {
     const ctx = contextOf(req);
     const list = this.listQuery(query, req);
     const images = await this.images.detail(ctx, list);
-    return { images, next: nextLink(req, images, list.limit) };
+    return imageListBody(images, sdkNextLink(req, images, list.limit));
   }
 
   @Head(':id')
@@ -120,8 +120,11 @@ export class ImagesController {
   @ApiResponse({ status: 404, description: 'No such image visible to the caller' })
   async meta(@Req() req: Request, @Res() res: Response, @Param('id') id: string): Promise<void> {
     const ctx = contextOf(req);
-    const image = this.images.forCaller(ctx, await this.images.getVisible(ctx, id));
+    const image = this.images.forCaller(ctx, await this.images.getVisible(ctx, id, false));
     setImageHeaders(req, res, image, true);
+    // As webob's empty Response in Glance. Without it Node's HTTP clients (llhttp)
+    // cannot tell the message ended and close the keep-alive connection.
+    res.setHeader('Content-Length', '0');
     res.status(200).end();
   }
 

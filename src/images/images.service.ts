@@ -116,9 +116,18 @@ export class ImagesService {
     );
   }
 
-  /** An image the caller may see, or 404 (existence of others' images never leaks). */
-  async getVisible(ctx: RequestContext, id: string): Promise<ImageRecord> {
-    const image = validId(id) ? await this.registry.get(id, ctx.isAdmin) : null;
+  /**
+   * An image the caller may see, or 404 (existence of others' images never leaks).
+   * `withLocations: false` skips the locations query (HEAD never shows them).
+   */
+  async getVisible(
+    ctx: RequestContext,
+    id: string,
+    withLocations = true,
+  ): Promise<ImageRecord> {
+    const image = validId(id)
+      ? await this.registry.get(id, ctx.isAdmin, withLocations)
+      : null;
     if (!image || !(await this.registry.isVisible(ctx, image))) {
       throw ApiError.notFound(`Image with identifier ${id} not found`);
     }

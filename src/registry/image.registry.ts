@@ -202,14 +202,22 @@ export class ImageRegistry {
     return this.mustGet(id);
   }
 
-  /** An image by id, with properties and location; deleted ones only when asked. */
-  async get(id: string, showDeleted = false): Promise<ImageRecord | null> {
+  /**
+   * An image by id, with properties and (unless `withLocations` is false, for
+   * reads whose answer never carries them) locations; deleted ones only when asked.
+   */
+  async get(
+    id: string,
+    showDeleted = false,
+    withLocations = true,
+  ): Promise<ImageRecord | null> {
     const rows = (await this.reader.rows(
       `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i WHERE i.id = ?${showDeleted ? '' : ' AND i.deleted = ?'}`,
       showDeleted ? [false, id] : [false, id, false],
     )) as ImageRow[];
     if (rows.length === 0) return null;
     const image = toRecord(rows[0]);
+    if (!withLocations) return image;
     const locations = (
       await this.reader.all<{ value: string; meta_data: string | null }>(
         'SELECT value, meta_data FROM image_locations WHERE image_id = ? AND deleted = ? ORDER BY id',

@@ -415,13 +415,19 @@ describe.runIf(TEST_DATABASE === 'sqlite' && available)(
         });
       });
 
-      it('list pages carry a next link only when full, keeping the query', async () => {
+      it('list pages carry a next link for the SDK only when full, keeping the query', async () => {
         const full = await request(t.http)
           .get('/v1/images/detail?limit=2&name=plain')
+          .set('User-Agent', SDK_AGENT)
           .expect(200);
         expect(full.body.next).toBeUndefined();
+        // Other clients get Glance v1's body: no next key, even on a full page.
+        const plain = await request(t.http).get('/v1/images?limit=2&sort_dir=asc').expect(200);
+        expect(plain.body.images).toHaveLength(2);
+        expect(Object.keys(plain.body)).toEqual(['images']);
         const page = await request(t.http)
           .get('/v1/images?limit=2&sort_dir=asc')
+          .set('User-Agent', SDK_AGENT)
           .expect(200);
         expect(page.body.images).toHaveLength(2);
         const next = new URL(page.body.next as string);
