@@ -5,10 +5,15 @@
 // Environment:
 //   BENCH_SIZES_MIB   comma list of input sizes (default 100,1024)
 //   BENCH_REPS        repetitions per transfer, median reported (default 3)
-//   BENCH_PHASES      transfer,meta,concurrency (default all three)
+//   BENCH_PHASES      transfer,meta,concurrency,storm,scale (default transfer,meta,concurrency,storm;
+//                     storm = 16 clients on a 1 GiB Swift image: no/cold/warm cache)
 //   BENCH_CONCURRENCY  concurrent uploads and downloads in the concurrency phase (default 16)
 //   BENCH_CONCURRENCY_SIZE_MIB  their image size (default 64)
 //   BENCH_CONCURRENCY_SMALL  concurrent 8 MiB uploads after that (default 100)
+//   BENCH_STORM_SIZE_MIB  image size of the boot storm (default 1024)
+//   BENCH_SCALE_DATABASES  scale phase: comma list of sqlite,postgres,mysql (default sqlite)
+//   BENCH_SCALE_REQUESTS   scale phase: timed requests per query and page (default 60)
+//                     (the scale phase seeds 1,000 then BENCH_SEED_COUNT images, default 100,000 there)
 //   BENCH_SEED_COUNT  images seeded for the metadata load (default 10000)
 //   BENCH_LOAD_SECONDS / BENCH_WARMUP_SECONDS  per endpoint (default 10 / 2)
 //   BENCH_CPU_PROF    auto (profile an endpoint that missed a target), 1 (always), 0 (never)
@@ -26,7 +31,9 @@ import { curlVersion } from './lib/curl.mjs';
 import { ensureInputFile } from './lib/input-files.mjs';
 import { readMemory } from './lib/proc-stats.mjs';
 import { runConcurrencyBench } from './lib/concurrency-bench.mjs';
+import { runBootStorm } from './lib/boot-storm.mjs';
 import { runMetadataBench } from './lib/metadata-bench.mjs';
+import { printScale, runScaleBench } from './lib/scale-bench.mjs';
 import {
   buildSummary,
   printProfiles,
@@ -65,7 +72,7 @@ function readConfig() {
       `BENCH_SIZES_MIB must be a comma list of positive integers`,
     );
   }
-  const phases = (process.env.BENCH_PHASES ?? 'transfer,meta,concurrency')
+  const phases = (process.env.BENCH_PHASES ?? 'transfer,meta,concurrency,storm')
     .split(',')
     .map((s) => s.trim());
   return {
@@ -73,6 +80,12 @@ function readConfig() {
     reps: envNumber('BENCH_REPS', 3),
     phases,
     seedCount: envNumber('BENCH_SEED_COUNT', 10_000),
+    scaleCount: envNumber('BENCH_SEED_COUNT', 100_000),
+    scaleRequests: envNumber('BENCH_SCALE_REQUESTS', 60),
+    scaleDatabases: (process.env.BENCH_SCALE_DATABASES ?? 'sqlite')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     seedConcurrency: 16,
     connections: 16,
     warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
@@ -214,6 +227,17 @@ async function main() {
       bare = undefined;
     }
 
+    // Before the metadata phase, which leaves a WORKERS=2 service behind.
+    if (config.phases.includes('concurrency')) {
+      report.concurrency = await runConcurrencyBench({
+        service,
+        workDir: WORK,
+        runDir,
+        config,
+        log,
+      });
+    }
+
     if (config.phases.includes('meta')) {
       report.metadata = await runMetadataBench({
         service,
@@ -224,17 +248,47 @@ async function main() {
         log,
         genPath: join(BENCH_DIR, 'load-generator.mjs'),
       });
+      const { ids } = report.metadata;
+      delete report.metadata.ids;
+      // The same load on the same database with WORKERS=2 (profiles would only see the primary).
+      await service.stop();
+      service = await startService({ ...serviceOptions, workers: 2 });
+      await new Promise((r) => setTimeout(r, 2000));
+      log(`service with WORKERS=2: primary pid ${service.pid} on 127.0.0.1:${service.port}`);
+      report.metadataWorkers2 = await runMetadataBench({
+        service,
+        runDir,
+        profileDir,
+        config: { ...config, cpuProf: '0' },
+        targets: TARGETS,
+        log,
+        genPath: join(BENCH_DIR, 'load-generator.mjs'),
+        reuse: { result: report.metadata.seed, ids },
+      });
+      delete report.metadataWorkers2.ids;
     }
 
-    if (config.phases.includes('concurrency')) {
-      report.concurrency = await runConcurrencyBench({
-        service,
-        workDir: WORK,
+    if (config.phases.includes('storm')) {
+      log('boot storm: 16 concurrent clients, no cache / cold cache / warm cache');
+      report.bootStorm = await runBootStorm({
+        root: ROOT,
         runDir,
+        serviceOptions,
+        input: ensureInputFile(WORK, envNumber('BENCH_STORM_SIZE_MIB', 1024), log),
+        log,
+      });
+    }
+    if (config.phases.includes('scale')) {
+      report.scale = await runScaleBench({
+        root: ROOT,
+        runDir,
+        serviceOptions,
+        startService,
         config,
         log,
       });
     }
+
   } catch (err) {
     failed = true;
     report.error = err?.stack ?? String(err);
@@ -259,6 +313,7 @@ async function main() {
     ...(report.transfers ?? []).flatMap((t) => Object.values(t.profiles)),
     ...Object.values(report.metadata?.profiles ?? {}),
   ]);
+  if (report.scale) printScale(report.scale, TARGETS);
   console.log('');
   printTable(report.summary);
   const judged = report.summary.filter((r) => r.pass !== null);

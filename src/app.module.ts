@@ -1,4 +1,9 @@
-import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import {
+  Module,
+  type MiddlewareConsumer,
+  type NestModule,
+} from '@nestjs/common';
+import { CACHE_MANAGEMENT_ROUTES } from './cache/cache.module.js';
 import { ConfigModule } from './config/config.module.js';
 import { HealthModule } from './health/health.module.js';
 import { ImagesModule } from './images/images.module.js';
@@ -27,6 +32,12 @@ import { VersionsController } from './versions.controller.js';
 })
 export class AppModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(AuthMiddleware).forRoutes('v1/*path');
+    // The image cache's management routes also answer under /v2 (today's glance-cache-manage).
+    consumer
+      .apply(AuthMiddleware)
+      .forRoutes(
+        'v1/*path',
+        ...CACHE_MANAGEMENT_ROUTES.filter((r) => r.startsWith('v2/')),
+      );
   }
 }

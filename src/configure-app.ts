@@ -1,11 +1,11 @@
 import type { INestApplication } from '@nestjs/common';
 import type { Server } from 'node:http';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { LocationRedactionInterceptor } from './common/location-redaction.interceptor.js';
 import { versionNegotiation } from './common/version-negotiation.middleware.js';
 import { AppConfig } from './config/app-config.js';
+import { setupExplorer } from './explorer/explorer.setup.js';
 import { accessLogMiddleware } from './logging/access-log.middleware.js';
 import { isLogLevelEnabled } from './logging/app-logger.js';
 import { requestIdMiddleware } from './logging/request-id.middleware.js';
@@ -39,13 +39,6 @@ export function configureApp(app: INestApplication): INestApplication {
   // After a graceful shutdown exit 0 (process.exit also flushes async log destinations).
   app.enableShutdownHooks([], { useProcessExit: true });
 
-  const doc = new DocumentBuilder()
-    .setTitle('Glance v1 image service')
-    .setDescription(
-      'OpenStack Glance v1 (Icehouse) images API. Identity comes from X-Tenant-Id, X-User-Id and X-Roles (noauth, trusted-headers) or X-Auth-Token (keystone).',
-    )
-    .setVersion('1.1')
-    .build();
-  SwaggerModule.setup('api-docs', app, () => SwaggerModule.createDocument(app, doc));
+  setupExplorer(app, config);
   return app;
 }

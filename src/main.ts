@@ -3,6 +3,8 @@ import { restoreDateTimeFormat } from './boot/defer-date-format.js';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import cluster from 'node:cluster';
+import { followPrimary, runPrimary } from './cluster/primary.js';
 import { AppModule } from './app.module.js';
 import { ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
@@ -12,6 +14,11 @@ restoreDateTimeFormat();
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
+  if (config.WORKERS > 1 && cluster.isPrimary) {
+    await runPrimary(config);
+    return;
+  }
+  if (cluster.isWorker) followPrimary();
   // Image bodies are streams: no body parser may read them.
   const app = await NestFactory.create(AppModule, {
     bodyParser: false,

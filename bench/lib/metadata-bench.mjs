@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { forkHelper, stopChild, waitForMessage } from './children.mjs';
 import { httpRequest } from './http-client.mjs';
 import { ProfileWindow, shouldProfile } from './profile-window.mjs';
-import { readCpuSeconds, readMachineCpu, RssSampler } from './proc-stats.mjs';
+import {
+  processTree,
+  readCpuSeconds,
+  readMachineCpu,
+  RssSampler,
+} from './proc-stats.mjs';
 import { round } from './stats.mjs';
 
 export const ENDPOINTS = [
@@ -123,16 +128,26 @@ export async function runLoad({
   let profile = Promise.resolve(null);
   gen.on('message', (m) => {
     if (m?.type === 'measure-start') {
-      cpu.service = readCpuSeconds(service.pid);
+      // WORKERS > 1: the primary and every worker count as the service.
+      cpu.pids = processTree(service.pid);
+      cpu.service = serviceCpu(cpu.pids);
+      cpu.primaryStart = readCpuSeconds(service.pid);
       cpu.generator = readCpuSeconds(gen.pid);
       cpu.machine = readMachineCpu().busySeconds;
-      sampler = new RssSampler({ service: service.pid }).start();
+      sampler = new RssSampler(
+        Object.fromEntries(
+          cpu.pids.map((pid, i) => [i === 0 ? 'service' : `worker${i}`, pid]),
+        ),
+      ).start();
       window?.start();
     } else if (m?.type === 'measure-end') {
-      cpu.service = readCpuSeconds(service.pid) - cpu.service;
+      cpu.service = serviceCpu(cpu.pids) - cpu.service;
+      cpu.primary = readCpuSeconds(service.pid) - cpu.primaryStart;
       cpu.generator = readCpuSeconds(gen.pid) - cpu.generator;
       cpu.machine = readMachineCpu().busySeconds - cpu.machine;
-      cpu.rss = sampler.stop().processes.service;
+      const { service: primaryRss, ...workerRss } = sampler.stop().processes;
+      cpu.rss = primaryRss;
+      cpu.workerRss = workerRss;
       if (window) profile = window.stop();
     }
   });
@@ -156,13 +171,20 @@ export async function runLoad({
     latencyMs: lat,
     serviceCpuPercent: perSecond(cpu.service),
     serviceCpuMsPerRequest: round((1000 * cpu.service) / result.requests, 3),
+    // WORKERS > 1: the primary's share (it only supervises and answers IPC).
+    primaryCpuPercent: cpu.pids.length > 1 ? perSecond(cpu.primary) : undefined,
     generatorCpuPercent: perSecond(cpu.generator),
     // Everything else on the machine (other builds/tests): large values mean a noisy run.
     otherCpuPercent: perSecond(cpu.machine - cpu.service - cpu.generator),
     serviceRss: cpu.rss,
+    // Peak RSS of each worker (WORKERS > 1; serviceRss is then the primary's).
+    workerRss: cpu.workerRss,
     profile: await profile,
   };
 }
+
+const serviceCpu = (pids) =>
+  pids.reduce((sum, pid) => sum + (readCpuSeconds(pid) || 0), 0);
 
 function describe(r) {
   return (
@@ -181,8 +203,10 @@ export async function runMetadataBench({
   targets,
   log,
   genPath,
+  reuse,
 }) {
-  const seeded = await seedImages({
+  // `reuse`: the images another service seeded into the same database (WORKERS=2 pass).
+  const seeded = reuse ?? await seedImages({
     port: service.port,
     count: config.seedCount,
     concurrency: config.seedConcurrency,
@@ -246,5 +270,5 @@ export async function runMetadataBench({
       ...profiled.profile,
     };
   }
-  return { seed: seeded.result, load, profiles };
+  return { seed: seeded.result, load, profiles, ids: seeded.ids };
 }

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { round } from './stats.mjs';
 
 const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ; 100 on every Linux we run on
@@ -34,6 +34,20 @@ export function readCpuSeconds(pid) {
   } catch {
     return NaN;
   }
+}
+
+/** `pid` and its child processes (the workers of a WORKERS > 1 service). */
+export function processTree(pid) {
+  const children = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const list = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
+      children.push(...list.split(' ').filter(Boolean).map(Number));
+    }
+  } catch {
+    // gone, or no children file
+  }
+  return [pid, ...children];
 }
 
 /** Resets VmHWM to the current RSS (Linux clear_refs 5); false if not allowed. */

@@ -6,10 +6,16 @@ export const TARGETS = {
   maxPeakRssMiB: 150,
   minRequestsPerSecond: 2000,
   maxP99Ms: 10,
+  // WORKERS=2 (issue 10): list and HEAD.
+  minWorkers2RequestsPerSecond: 3000,
+  minWorkers2OverWorkers1: 1.7,
+  // Scale phase: p50 of every list query at 100,000 images (SQLite), and against 1,000 images.
+  scaleMaxP50Ms: 2,
+  scaleMaxRatio: 2,
 };
 
 /** Rows of { metric, value, target, pass } where pass is true, false or null (info only). */
-export function buildSummary({ service, transfers, metadata }) {
+export function buildSummary({ service, transfers, metadata, metadataWorkers2 }) {
   const rows = [];
   const info = (metric, value) =>
     rows.push({ metric, value, target: '', pass: null });
@@ -135,6 +141,54 @@ export function buildSummary({ service, transfers, metadata }) {
       }
       info(
         `${key}: CPU of load generator | other processes`,
+        `${r.generatorCpuPercent}% | ${r.otherCpuPercent}%`,
+      );
+    }
+  }
+  if (metadata && metadataWorkers2) {
+    for (const [key, r] of Object.entries(metadataWorkers2.load)) {
+      const one = metadata.load[key];
+      judged(
+        `WORKERS=2 ${key}: requests/s`,
+        String(r.requestsPerSecond),
+        `>= ${TARGETS.minWorkers2RequestsPerSecond}`,
+        r.requestsPerSecond >= TARGETS.minWorkers2RequestsPerSecond,
+      );
+      const ratio = one ? r.requestsPerSecond / one.requestsPerSecond : 0;
+      judged(
+        `WORKERS=2 ${key}: over WORKERS=1`,
+        `${ratio.toFixed(2)}x`,
+        `>= ${TARGETS.minWorkers2OverWorkers1}x`,
+        ratio >= TARGETS.minWorkers2OverWorkers1,
+      );
+      info(`WORKERS=2 ${key}: p50 latency`, `${r.latencyMs.p50} ms`);
+      judged(
+        `WORKERS=2 ${key}: p99 latency`,
+        `${r.latencyMs.p99} ms`,
+        `< ${TARGETS.maxP99Ms} ms`,
+        r.latencyMs.p99 < TARGETS.maxP99Ms,
+      );
+      judged(
+        `WORKERS=2 ${key}: non-2xx + errors`,
+        `${r.non2xx} + ${r.errors}`,
+        '0',
+        r.non2xx + r.errors === 0,
+      );
+      info(
+        `WORKERS=2 ${key}: service CPU (primary + workers)`,
+        `${r.serviceCpuPercent}% of a core (primary ${r.primaryCpuPercent ?? '?'}%), ${r.serviceCpuMsPerRequest} ms/req`,
+      );
+      const peaks = [r.serviceRss, ...Object.values(r.workerRss ?? {})]
+        .filter(Boolean)
+        .map((m) => Math.max(m.peakRssMiB, m.hwmMiB ?? 0).toFixed(1));
+      judged(
+        `WORKERS=2 ${key}: peak RSS primary, workers`,
+        `${peaks.join(', ')} MiB`,
+        `< ${TARGETS.maxPeakRssMiB} MiB each`,
+        peaks.every((p) => Number(p) < TARGETS.maxPeakRssMiB),
+      );
+      info(
+        `WORKERS=2 ${key}: CPU of load generator | other processes`,
         `${r.generatorCpuPercent}% | ${r.otherCpuPercent}%`,
       );
     }

@@ -97,13 +97,16 @@ export async function startService({
   hookPath,
   imageSizeCap,
   log,
+  workers = 1,
+  extraEnv = {},
+  databaseUrl,
 }) {
   const port = await freePort();
   const env = {
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
-    DATABASE_URL: `sqlite:${join(runDir, 'glance.sqlite')}`,
+    DATABASE_URL: databaseUrl ?? `sqlite:${join(runDir, 'glance.sqlite')}`,
     FILESYSTEM_STORE_DATADIR: join(runDir, 'store'),
     DEFAULT_STORE: 'file',
     AUTH_STRATEGY: 'noauth',
@@ -111,6 +114,8 @@ export async function startService({
     NOTIFICATION_DRIVER: 'noop',
     IMAGE_SIZE_CAP: String(imageSizeCap),
     BENCH_CPU_PROF_DIR: profileDir,
+    WORKERS: String(workers),
+    ...extraEnv,
   };
   const logFd = openSync(logPath, 'w');
   const child = track(

@@ -71,6 +71,7 @@ const REGISTRY_STATUS: Record<RegistryErrorCode, ApiErrorCode> = {
   [RegistryErrorCode.Duplicate]: ApiErrorCode.Conflict,
   [RegistryErrorCode.Conflict]: ApiErrorCode.Conflict,
   [RegistryErrorCode.InvalidMarker]: ApiErrorCode.BadRequest,
+  [RegistryErrorCode.QuotaExceeded]: ApiErrorCode.PayloadTooLarge,
 };
 
 /**

@@ -6,7 +6,10 @@ import {
 } from '@nestjs/common';
 import type { Response } from 'express';
 import { map, type Observable } from 'rxjs';
-import { redactLocations } from './redact-locations.js';
+import {
+  isLocationFreeImageList,
+  redactLocations,
+} from './redact-locations.js';
 
 /**
  * Image locations can hold store credentials: strip `location`,
@@ -21,7 +24,8 @@ export class LocationRedactionInterceptor implements NestInterceptor {
     return next.handle().pipe(
       map((body) => {
         if (!res.headersSent) res.removeHeader('x-image-meta-location');
-        return redactLocations(body);
+        // List bodies built without locations need only a check of each entry's keys.
+        return isLocationFreeImageList(body) ? body : redactLocations(body);
       }),
     );
   }

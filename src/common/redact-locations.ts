@@ -46,3 +46,45 @@ export function redactLocations<T>(value: T): T {
   }
   return (out ?? value) as T;
 }
+
+/** List bodies whose images were built without location fields (see `imageListBody`). */
+const FLAT_IMAGE_LISTS = new WeakSet<object>();
+
+/**
+ * `{ images }` for a list response whose entries are flat image records
+ * (every value a scalar except the user's `properties`) and were read
+ * without locations. The redaction interceptor then only checks each entry's
+ * own keys instead of walking the whole body.
+ */
+export function imageListBody<T extends object>(
+  images: T[],
+  next?: string,
+): { images: T[]; next?: string } {
+  // `next` (openstacksdk's paging link) is a URL of this service, never a location.
+  const body = next === undefined ? { images } : { images, next };
+  FLAT_IMAGE_LISTS.add(body);
+  return body;
+}
+
+/**
+ * True when `body` came from `imageListBody` and each entry is still flat
+ * with no location key: the cheap check the interceptor makes before
+ * trusting it (anything else gets the full walk).
+ */
+export function isLocationFreeImageList(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || !FLAT_IMAGE_LISTS.has(body))
+    return false;
+  const images = (body as { images: unknown }).images;
+  if (!Array.isArray(images)) return false;
+  for (let i = 0; i < images.length; i++) {
+    const image = images[i] as Record<string, unknown>;
+    if (typeof image !== 'object' || image === null) return false;
+    for (const key in image) {
+      if (REDACTED_KEYS.has(key)) return false;
+      const value = image[key];
+      if (typeof value === 'object' && value !== null && !USER_DATA_KEYS.has(key))
+        return false;
+    }
+  }
+  return Object.keys(body).length === 1;
+}

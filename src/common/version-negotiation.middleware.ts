@@ -6,6 +6,9 @@ const V1_NAMES = new Set(['v1', 'v1.0', 'v1.1']);
 /** Paths served outside the versioned API. */
 const UNVERSIONED = /^\/(api-docs|healthcheck|metrics)(\/|$|\?|-json)/;
 
+/** The image cache's management routes, which today's glance-cache-manage calls under /v2. */
+const V2_CACHE_MANAGEMENT = /^\/v2\/(cached_images|queued_images)(\/|$)/;
+
 /** Glance's versions document (v1 only: this service does not speak v2). */
 export function versionsDocument(req: Request): object {
   const host = `${req.protocol}://${req.headers.host ?? 'localhost'}`;
@@ -27,8 +30,20 @@ function sendVersions(req: Request, res: Response): void {
  * path) route to v1; anything else answers the versions document with 300.
  */
 export function versionNegotiation(req: Request, res: Response, next: NextFunction): void {
-  const [path, query = ''] = splitUrl(req.url);
-  if (UNVERSIONED.test(path)) return next();
+  // The common case: a /v1/<something> path without a version Accept header is already routed.
+  const url = req.url;
+  if (
+    url.startsWith('/v1/') &&
+    url.length > 4 &&
+    url.charCodeAt(4) !== 47 /* '/' */ &&
+    url.charCodeAt(4) !== 63 /* '?' */ &&
+    url.charCodeAt(url.length - 1) !== 63 /* an empty query is dropped below */ &&
+    !acceptsVersionMediaType(req)
+  ) {
+    return next();
+  }
+  const [path, query = ''] = splitUrl(url);
+  if (UNVERSIONED.test(path) || V2_CACHE_MANAGEMENT.test(path)) return next();
   const segments = path.replace(/^\/+/, '').split('/');
   if (segments[0] === 'versions') return sendVersions(req, res);
 
@@ -45,6 +60,11 @@ export function versionNegotiation(req: Request, res: Response, next: NextFuncti
   if (!V1_NAMES.has(version)) return sendVersions(req, res);
   req.url = `/v1${rest === '/' ? '' : rest}${query ? `?${query}` : ''}`;
   next();
+}
+
+function acceptsVersionMediaType(req: Request): boolean {
+  const accept = req.headers.accept;
+  return accept !== undefined && String(accept).startsWith(MEDIA_TYPE_PREFIX);
 }
 
 function splitUrl(url: string): [string, string?] {

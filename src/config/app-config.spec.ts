@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { createAppLogger, isLogLevelEnabled } from '../logging/app-logger.js';
+import { PinoLogger } from '../logging/pino.logger.js';
 import { AppConfig, ConfigError, loadConfig } from './app-config.js';
 
 describe('loadConfig', () => {
@@ -28,12 +30,43 @@ describe('loadConfig', () => {
   });
 
   it.each([
+    ['info', 'log'],
+    ['INFO', 'log'],
+    ['log', 'log'],
+    ['warning', 'warn'],
+    ['warn', 'warn'],
+    ['trace', 'verbose'],
+    ['verbose', 'verbose'],
+    ['debug', 'debug'],
+    ['error', 'error'],
+    ['critical', 'fatal'],
+    ['fatal', 'fatal'],
+    ['silent', 'silent'],
+  ])('accepts LOG_LEVEL=%s (pino, oslo.log and Nest names) as %s', (given, level) => {
+    expect(loadConfig({ LOG_LEVEL: given }).LOG_LEVEL).toBe(level);
+  });
+
+  it('writes nothing at LOG_LEVEL=silent and info lines at LOG_LEVEL=info', () => {
+    const quiet = createAppLogger({ LOG_LEVEL: loadConfig({ LOG_LEVEL: 'silent' }).LOG_LEVEL, LOG_FORMAT: 'json' });
+    expect((quiet as PinoLogger).pino.level).toBe('silent');
+    const info = createAppLogger({ LOG_LEVEL: loadConfig({ LOG_LEVEL: 'info' }).LOG_LEVEL, LOG_FORMAT: 'json' });
+    expect((info as PinoLogger).pino.level).toBe('info');
+    expect(isLogLevelEnabled(loadConfig({ LOG_LEVEL: 'info' }).LOG_LEVEL, 'log')).toBe(true);
+    expect(isLogLevelEnabled(loadConfig({ LOG_LEVEL: 'warning' }).LOG_LEVEL, 'log')).toBe(false);
+    expect(isLogLevelEnabled('silent', 'fatal')).toBe(false);
+  });
+
+  it.each([
+    ['LOG_LEVEL', 'loud'],
     ['PORT', 'http'],
     ['HASH_WORKERS', '0'],
     ['HASH_WORKERS', 'two'],
     ['AUTH_STRATEGY', 'ldap'],
     ['DATABASE_URL', 'ftp://db/glance'],
     ['NOTIFICATION_DRIVER', 'kafka'],
+    ['IMAGE_CACHE_MAX_SIZE', '0'],
+    ['IMAGE_CACHE_STALL_TIME', 'a day'],
+    ['IMAGE_CACHE_PREFETCH_INTERVAL', '-1'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -31,6 +31,25 @@ const toList = ({ value }: { value: unknown }) =>
         .filter(Boolean)
     : value;
 
+/**
+ * LOG_LEVEL spellings of pino, oslo.log / Python logging and syslog-minded
+ * tools, mapped to Nest's levels (`log` is info, `verbose` is trace).
+ */
+const LOG_LEVEL_ALIASES: Record<string, string> = {
+  trace: 'verbose',
+  info: 'log',
+  notice: 'log',
+  warning: 'warn',
+  critical: 'fatal',
+  off: 'silent',
+  none: 'silent',
+};
+const toLogLevel = ({ value }: { value: unknown }) => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  return LOG_LEVEL_ALIASES[v] ?? v;
+};
+
 export const DEFAULT_DISK_FORMATS =
   'ami,ari,aki,vhd,vmdk,raw,qcow2,vdi,iso';
 export const DEFAULT_CONTAINER_FORMATS = 'ami,ari,aki,bare,ovf,ova';
@@ -163,6 +182,10 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(0)
   SHUTDOWN_TIMEOUT = 30;
 
+  /** API processes sharing PORT on this node (node:cluster); 1 serves from one process. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  WORKERS = 1;
+
   /** Default page size of image lists (Glance's limit_param_default). */
   @Transform(toInt) @IsInt() @Min(1)
   LIMIT_PARAM_DEFAULT = 25;
@@ -175,7 +198,12 @@ export class AppConfig {
   @Transform(toInt) @IsInt()
   IMAGE_MEMBER_QUOTA = 128;
 
-  @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
+  /** Most verbose level written; also info, warning, trace, critical... (see toLogLevel); silent writes nothing. */
+  @Transform(toLogLevel)
+  @IsIn(['silent', 'fatal', 'error', 'warn', 'log', 'debug', 'verbose'], {
+    message:
+      'LOG_LEVEL must be one of trace|verbose, debug, info|log, warn|warning, error, fatal|critical, silent',
+  })
   LOG_LEVEL = 'log';
 
   /** json: one JSON object per line on stdout (pino); text: Nest's human-readable console format. */
@@ -267,6 +295,32 @@ export class AppConfig {
   /** Seconds between scrubber runs inside the service (with DELAYED_DELETE). */
   @Transform(toInt) @IsInt() @Min(1)
   SCRUBBER_INTERVAL = 300;
+
+  /** Image cache folder on this node (Glance's image_cache_dir); unset = no cache. */
+  @IsOptional() @IsString() @Matches(/^\S/, { message: 'IMAGE_CACHE_DIR must be a folder path' })
+  IMAGE_CACHE_DIR?: string;
+
+  /** Bytes the cache may hold before the pruner removes least recently used entries. */
+  @Transform(toInt) @IsInt() @Min(1)
+  IMAGE_CACHE_MAX_SIZE = 10 * 1024 * 1024 * 1024;
+
+  /** Seconds after which an incomplete cache file counts as stalled (the cleaner removes it). */
+  @Transform(toInt) @IsInt() @Min(1)
+  IMAGE_CACHE_STALL_TIME = 86400;
+
+  /** Seconds between the service's own prune, clean and prefetch passes (0 = off). */
+  @Transform(toInt) @IsInt() @Min(0)
+  IMAGE_CACHE_PRUNE_INTERVAL = 600;
+
+  @Transform(toInt) @IsInt() @Min(0)
+  IMAGE_CACHE_CLEAN_INTERVAL = 3600;
+
+  @Transform(toInt) @IsInt() @Min(0)
+  IMAGE_CACHE_PREFETCH_INTERVAL = 300;
+
+  /** Queued images the prefetcher reads at once. */
+  @Transform(toInt) @IsInt() @Min(1)
+  IMAGE_CACHE_PREFETCH_CONCURRENCY = 2;
 }
 
 /** Thrown at boot when an environment variable is invalid; names the variable. */

@@ -14,6 +14,7 @@ import {
   type HealthCheckResult,
 } from '@nestjs/terminus';
 import type { Response } from 'express';
+import { ImageCache } from '../cache/image-cache.service.js';
 import { StoreRegistry } from '../stores/store.registry.js';
 
 /** How long each probe may take before it counts as down. */
@@ -34,6 +35,7 @@ export class HealthController {
     private readonly database: TypeOrmHealthIndicator,
     private readonly indicators: HealthIndicatorService,
     private readonly stores: StoreRegistry,
+    private readonly cache: ImageCache,
   ) {}
 
   @Get()
@@ -54,12 +56,32 @@ export class HealthController {
     const reasons = await this.failures();
     res.type('text/plain; charset=utf-8');
     if (reasons.length === 0) {
+      // An unwritable image cache only costs speed (downloads go to the store):
+      // degraded, not down, so load balancers keep the node (terminus has no
+      // "degraded" state, hence outside its check).
+      const degraded = await this.degraded();
+      if (degraded.length > 0) {
+        this.logger.warn(`Degraded: ${degraded.join('; ')}`);
+        res.setHeader('X-Health-Degraded', 'image_cache');
+        res.status(200).send(['OK', ...degraded].join('\n'));
+        return;
+      }
       res.status(200).send('OK');
       return;
     }
     const body = reasons.join('\n');
     this.logger.warn(`Unhealthy: ${reasons.join('; ')}`);
     res.status(503).send(body);
+  }
+
+  private async degraded(): Promise<string[]> {
+    if (!this.cache.enabled) return [];
+    const writable = await this.cache.checkWritable();
+    return writable
+      ? []
+      : [
+          `image_cache: degraded (${this.cache.health.reason}): downloads are served from the store`,
+        ];
   }
 
   /** `<check>: <reason>` for every probe that failed; empty when healthy. */

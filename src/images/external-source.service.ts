@@ -33,11 +33,18 @@ export class ExternalSourceService {
     }
   }
 
-  /** Remote size (0 when the server does not say), as Glance's get_size_from_backend. */
+  /**
+   * Remote size (0 when the server does not say), as Glance's
+   * get_size_from_backend. Run before a location is stored: a location the
+   * service cannot reach is the client's to fix, so that is a 400 too.
+   */
   async sizeOf(url: string): Promise<number> {
     try {
       return await this.stores.forLocation(url).getSize(url);
     } catch (err) {
+      if (err instanceof StoreError && err.code === StoreErrorCode.Unavailable) {
+        throw unreachable(err);
+      }
       throw sourceError(err, url);
     }
   }
@@ -62,6 +69,15 @@ export function redact(url: string): string {
   } catch {
     return '<invalid URL>';
   }
+}
+
+/** The answer does not repeat the URL: the client has it, and it may carry credentials. */
+function unreachable(err: StoreError): ApiError {
+  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+  const reason = code ? ` (${code})` : '';
+  return ApiError.badRequest(
+    `The image location could not be read${reason}; nothing was stored. Check the URL and that its server is up.`,
+  );
 }
 
 function sourceError(err: unknown, url: string): Error {

@@ -7,10 +7,14 @@ interface FormatFields {
   name?: string | null;
   disk_format?: string | null;
   container_format?: string | null;
+  checksum?: string | null;
 }
 
+/** Glance's checksum column is String(32): an MD5 hex digest. */
+const CHECKSUM_MAX_LENGTH = 32;
+
 /**
- * Glance's validate_image_meta: known formats, name length, and the rule that
+ * Glance's validate_image_meta: known formats, name and checksum length, and the rule that
  * aki/ari/ami disk and container formats must match (filling in a missing one).
  */
 export function validateImageMeta<T extends FormatFields>(
@@ -23,6 +27,12 @@ export function validateImageMeta<T extends FormatFields>(
   }
   if ('container_format' in values && !config.CONTAINER_FORMATS.includes(container as string)) {
     throw ApiError.badRequest(`Invalid container format '${container}' for image.`);
+  }
+  const checksum = values.checksum;
+  if (checksum && checksum.length > CHECKSUM_MAX_LENGTH) {
+    throw ApiError.badRequest(
+      `Invalid checksum: at most ${CHECKSUM_MAX_LENGTH} characters (an MD5 hex digest), got ${checksum.length}`,
+    );
   }
   if (name && [...name].length > 255) {
     throw ApiError.badRequest(`Image name too long: ${[...name].length}`);

@@ -319,6 +319,16 @@ describe('ImageMetaPipe', () => {
       );
     });
 
+    it('accepts a 32-character checksum and rejects a longer one (Glance\'s column holds 32)', () => {
+      const md5 = 'd41d8cd98f00b204e9800998ecf8427e';
+      expect(parse({ 'x-image-meta-checksum': md5 }).checksum).toBe(md5);
+      expect(
+        rejection({ 'x-image-meta-checksum': `${md5}0` }).message,
+      ).toBe(
+        'Invalid checksum: at most 32 characters (an MD5 hex digest), got 33',
+      );
+    });
+
     it('counts name length in characters, not bytes', () => {
       const name = '日'.repeat(255);
       expect(parse({ 'x-image-meta-name': wire(name) }).name).toBe(name);

@@ -24,9 +24,20 @@ export const ImageMetaHeaders = createParamDecorator(
     ctx.switchToHttp().getRequest<{ headers: IncomingHttpHeaders }>().headers,
 );
 
-/** Node hands header bytes over as latin1; clients send UTF-8 (Glance encodes headers so). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Node hands header bytes over as latin1; clients send UTF-8 (Glance encodes
+ * headers so). Bytes that are not UTF-8 are taken as latin1, as they arrived:
+ * glance-replicator's Python 3 port (http.client) sends headers in latin1.
+ */
 export function decodeHeaderValue(value: string): string {
-  return /[\u0080-\uffff]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+  if (!/[\u0080-\uffff]/.test(value)) return value;
+  try {
+    return UTF8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
 }
 
 /**

@@ -6,6 +6,8 @@ export interface ImageMeta {
   disk_format?: string | null;
   container_format?: string | null;
   checksum?: string | null;
+  os_hash_algo?: string | null;
+  os_hash_value?: string | null;
   is_public?: boolean;
   protected?: boolean;
   min_ram?: number;
@@ -35,6 +37,9 @@ export const IMAGE_META_KEYS = [
   'copy_from',
   'uri',
   'checksum',
+  // Beyond Icehouse: sent back by this service, so glance-replicator copies them.
+  'os_hash_algo',
+  'os_hash_value',
   'created_at',
   'updated_at',
   'deleted_at',

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { CacheModule } from '../cache/cache.module.js';
 import { AppConfig } from '../config/app-config.js';
 import { NotificationsModule } from '../notifications/notifications.module.js';
 import { PolicyModule } from '../policy/policy.module.js';
@@ -18,7 +19,7 @@ import { GracefulShutdownService } from './upload/graceful-shutdown.service.js';
 import { HashWorkerPool } from './upload/hash-worker-pool.js';
 
 @Module({
-  imports: [RegistryModule, StoresModule, PolicyModule, NotificationsModule],
+  imports: [RegistryModule, StoresModule, PolicyModule, NotificationsModule, CacheModule],
   controllers: [ImagesController],
   providers: [
     ImagesService,

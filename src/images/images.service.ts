@@ -1,5 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Readable } from 'node:stream';
+import { ImageCache } from '../cache/image-cache.service.js';
+import { storeOpener } from '../cache/store-opener.js';
 import { ApiError } from '../common/api-error.js';
 import type { RequestContext } from '../common/request-context.js';
 import { AppConfig } from '../config/app-config.js';
@@ -36,7 +38,12 @@ const INDEX_FIELDS = [
 ] as const;
 
 /** Once active, only admins may change these (Glance's ACTIVE_IMMUTABLE). */
-const ACTIVE_IMMUTABLE = ['size', 'checksum'] as const;
+const ACTIVE_IMMUTABLE = [
+  'size',
+  'checksum',
+  'os_hash_algo',
+  'os_hash_value',
+] as const;
 
 /** Keys clients may never set directly: the service owns them (OSSA 2015-019). */
 const SERVER_OWNED = [
@@ -76,6 +83,7 @@ export class ImagesService {
     private readonly quotas: QuotaService,
     private readonly sources: ExternalSourceService,
     private readonly config: AppConfig,
+    private readonly cache: ImageCache,
   ) {}
 
   /** The image as this caller may see it: properties it may not read are left out. */
@@ -108,9 +116,18 @@ export class ImagesService {
     );
   }
 
-  /** An image the caller may see, or 404 (existence of others' images never leaks). */
-  async getVisible(ctx: RequestContext, id: string): Promise<ImageRecord> {
-    const image = validId(id) ? await this.registry.get(id, ctx.isAdmin) : null;
+  /**
+   * An image the caller may see, or 404 (existence of others' images never leaks).
+   * `withLocations: false` skips the locations query (HEAD never shows them).
+   */
+  async getVisible(
+    ctx: RequestContext,
+    id: string,
+    withLocations = true,
+  ): Promise<ImageRecord> {
+    const image = validId(id)
+      ? await this.registry.get(id, ctx.isAdmin, withLocations)
+      : null;
     if (!image || !(await this.registry.isVisible(ctx, image))) {
       throw ApiError.notFound(`Image with identifier ${id} not found`);
     }
@@ -118,10 +135,31 @@ export class ImagesService {
   }
 
   async getActive(ctx: RequestContext, id: string): Promise<ImageRecord> {
-    const image = await this.getVisible(ctx, id);
-    if (image.status !== 'active')
+    let image: ImageRecord;
+    try {
+      image = await this.getVisible(ctx, id);
+    } catch (err) {
+      if (this.cache.isCached(id)) await this.evictIfDeleted(id);
+      throw err;
+    }
+    if (image.status !== 'active') {
+      // Deactivated or deleted through any node: this node's copy must go.
+      await this.cache.evict(id);
       throw ApiError.notFound(`Image ${id} is not active`);
+    }
     return image;
+  }
+
+  /**
+   * A caller who may not see an image never evicts it; but a deleted image
+   * is no one's to see, so its stale cache entry goes whoever asked (the
+   * answer is the same 404 either way, nothing leaks).
+   */
+  private async evictIfDeleted(id: string): Promise<void> {
+    const record = await this.registry.get(id, true);
+    if (!record || record.deleted || record.status === 'deleted' || record.status === 'pending_delete') {
+      await this.cache.evict(id);
+    }
   }
 
   /** The image's bytes; `size` is the recorded size the transfer is checked against. */
@@ -130,6 +168,10 @@ export class ImagesService {
     if (size === 0 || !image.location)
       return { size: 0, reader: null, stream: null };
     try {
+      if (this.cache.enabled) {
+        const cached = await this.cache.open(image, storeOpener(this.stores, image));
+        if (cached) return cached;
+      }
       const store = this.stores.forLocation(image.location);
       if (store.openReader) {
         const reader = await store.openReader(image.location);
@@ -169,6 +211,7 @@ export class ImagesService {
     this.quotas.enforcePropertyQuota(meta.properties);
     await this.quotas.enforceImageCount(ctx);
     this.checkDeclaredSize(meta, body);
+    checkSuppliedHash(meta);
     this.rejectMultipleSources(location, copyFrom, body);
     this.checkRequestedStore(meta);
     // Glance's registry takes only canonical UUIDs (others could never be list markers).
@@ -178,14 +221,21 @@ export class ImagesService {
     if (location || copyFrom)
       await this.sources.validate((location ?? copyFrom)!);
 
+    // Probed before anything is stored: an unreachable location creates nothing.
+    const remoteSize = location
+      ? await this.sources.sizeOf(location)
+      : undefined;
     let size = meta.size ?? 0;
-    if (location && !size) size = await this.sources.sizeOf(location);
+    if (location && !size) size = remoteSize ?? 0;
     let image: ImageRecord;
+    const owner =
+      ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner;
     try {
       image = await this.registry.create({
         ...this.clientFields(meta),
         id: meta.id ?? undefined,
-        owner: ctx.isAdmin && meta.owner !== undefined ? meta.owner : ctx.owner,
+        owner,
+        ownedLimit: this.quotas.ownedLimit(ctx, owner),
         size,
         // Size 0 with nothing to upload is a complete (empty) image, as in Glance.
         status:
@@ -203,10 +253,16 @@ export class ImagesService {
           `An image with identifier ${meta.id} already exists`,
         );
       }
+      if (
+        err instanceof RegistryError &&
+        err.code === RegistryErrorCode.QuotaExceeded
+      ) {
+        throw this.quotas.imageCountError(Number(err.message));
+      }
       throw err;
     }
     this.notifier.info(IMAGE_EVENTS.create, image);
-    return this.handleSource(ctx, image, meta, body, copyFrom);
+    return this.handleSource(ctx, image, meta, body, copyFrom, remoteSize);
   }
 
   async update(
@@ -220,6 +276,7 @@ export class ImagesService {
     const location = meta.location ?? undefined;
     this.enforceSourcePolicies(ctx, meta, body, copyFrom);
     this.checkDeclaredSize(meta, body);
+    checkSuppliedHash(meta);
     const orig = await this.getVisible(ctx, id);
     if (orig.status === 'deleted' || orig.deleted) {
       throw ApiError.forbidden('Forbidden to update deleted image.');
@@ -283,8 +340,11 @@ export class ImagesService {
 
     const fields = this.clientFields(meta);
     if (!ctx.isAdmin) delete fields.owner;
-    if (location && !meta.size)
-      fields.size = await this.sources.sizeOf(location);
+    // Probed before the update is stored: an unreachable location changes nothing.
+    const remoteSize = location
+      ? await this.sources.sizeOf(location)
+      : undefined;
+    if (location && !meta.size) fields.size = remoteSize;
     let image: ImageRecord;
     try {
       image = await this.registry.update(id, {
@@ -295,7 +355,8 @@ export class ImagesService {
     } catch (err) {
       throw this.registryError(err, id);
     }
-    if (activating) return this.handleSource(ctx, image, meta, body, copyFrom);
+    if (activating)
+      return this.handleSource(ctx, image, meta, body, copyFrom, remoteSize);
     this.notifier.info(IMAGE_EVENTS.update, image);
     return image;
   }
@@ -307,6 +368,7 @@ export class ImagesService {
     meta: ImageMeta,
     body: ImageBody,
     copyFrom: string | undefined,
+    remoteSize?: number,
   ): Promise<ImageRecord> {
     const storeName = meta.store ?? this.config.DEFAULT_STORE;
     if (body.stream) {
@@ -343,8 +405,10 @@ export class ImagesService {
     }
     if (meta.location) {
       this.validateForActivation(meta, image);
-      // Without a provided size the remote one was just taken: no second request.
-      const remote = meta.size ? await this.sources.sizeOf(meta.location) : 0;
+      // The remote size was taken before the image was stored: no second request.
+      const remote = meta.size
+        ? (remoteSize ?? (await this.sources.sizeOf(meta.location)))
+        : 0;
       if (remote && remote !== meta.size) {
         throw ApiError.conflict(
           `Provided image size must match the stored image size. (provided size: ${meta.size}, stored size: ${remote})`,
@@ -494,6 +558,7 @@ export class ImagesService {
         }
       }
     }
+    await this.cache.evict(id);
     this.notifier.info(IMAGE_EVENTS.delete, deleted);
     return deleted;
   }
@@ -583,6 +648,29 @@ export class ImagesService {
     }
     return err as Error;
   }
+}
+
+/**
+ * os_hash_algo / os_hash_value as input (glance-replicator copies them): the
+ * service computes sha512 only, so that is the one algorithm accepted; the value
+ * is checked against the uploaded data as checksum is.
+ */
+function checkSuppliedHash(meta: ImageMeta): void {
+  const algo = meta.os_hash_algo;
+  if (algo !== undefined && algo !== null && algo !== 'sha512') {
+    throw ApiError.badRequest(
+      `Unsupported os_hash_algo '${algo}': this service computes sha512.`,
+    );
+  }
+  const value = meta.os_hash_value;
+  if (value === undefined || value === null) return;
+  if (!/^[0-9a-fA-F]{128}$/.test(value)) {
+    throw ApiError.badRequest(
+      'Invalid os_hash_value: expected 128 hexadecimal digits (sha512).',
+    );
+  }
+  meta.os_hash_value = value.toLowerCase();
+  meta.os_hash_algo = 'sha512';
 }
 
 function isOctetStream(contentType: string | undefined): boolean {

@@ -43,6 +43,19 @@ export class QuotaService {
     }
   }
 
+  /** The count limit the registry re-checks atomically when `owner` is the caller's own. */
+  ownedLimit(ctx: RequestContext, owner: string | null): number | undefined {
+    const quota = this.config.IMAGE_COUNT_QUOTA;
+    return quota === 0 || owner === null || owner !== ctx.owner ? undefined : quota;
+  }
+
+  imageCountError(count: number): ApiError {
+    return new ApiError(
+      ApiErrorCode.PayloadTooLarge,
+      `The limit has been exceeded on the number of allowed images. Attempted: ${count + 1}, Maximum: ${this.config.IMAGE_COUNT_QUOTA}`,
+    );
+  }
+
   /** Bytes `owner` may still store for `imageId`, or null when unlimited. */
   async remainingStorage(owner: string | null, imageId: string): Promise<number | null> {
     const quota = this.config.USER_STORAGE_QUOTA;

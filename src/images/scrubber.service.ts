@@ -1,4 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { runsNodeDuties } from '../cluster/process-role.js';
 import { formatTimestamp } from '../common/timestamps.js';
 import { AppConfig } from '../config/app-config.js';
 import { ImageRegistry } from '../registry/image.registry.js';
@@ -22,7 +23,8 @@ export class ScrubberService implements OnApplicationBootstrap, OnApplicationShu
   ) {}
 
   onApplicationBootstrap(): void {
-    if (!this.config.DELAYED_DELETE) return;
+    // With WORKERS > 1 the primary scrubs for the node.
+    if (!this.config.DELAYED_DELETE || !runsNodeDuties()) return;
     this.timer = setInterval(() => void this.scrubOnce(), this.config.SCRUBBER_INTERVAL * 1000);
     this.timer.unref();
   }

@@ -5,6 +5,9 @@ import { currentRequestId, requestIdOf } from './request-id.js';
 const STARTED_AT = Symbol('accessLog.startedAt');
 const BYTES_BEFORE = Symbol('accessLog.bytesBefore');
 
+/** Status logged for a request whose client closed the connection before any response. */
+const CLIENT_CLOSED = 499;
+
 type Timed = Request & { [STARTED_AT]: number; [BYTES_BEFORE]: number };
 
 /** The path without its query string: query values may hold secrets. */
@@ -17,7 +20,8 @@ function pathOf(req: Request): string {
 /**
  * One info line per request once its response is done (or cut short):
  * method, path, status, duration in ms and bytes written to the socket
- * (headers included). JSON logs get them as fields too; text logs only the
+ * (headers included), and `aborted` when the connection closed before the
+ * response was complete. JSON logs get them as fields too; text logs only the
  * message (the request id is in the line's tag when the request's context
  * is still current, else in the message).
  */
@@ -30,9 +34,15 @@ export function accessLogMiddleware(format: 'json' | 'text'): RequestHandler {
       Math.round((performance.now() - req[STARTED_AT]) * 1000) / 1000;
     const bytes = (req.socket?.bytesWritten ?? 0) - req[BYTES_BEFORE];
     const path = pathOf(req);
-    const status = this.statusCode;
+    // Closed before the response was complete: the client went away (or the
+    // connection was cut). statusCode is then only what a handler had set so
+    // far, never sent: log 499 (nginx's "client closed request") unless a
+    // status line did go out, and mark the line aborted either way.
+    const aborted = !this.writableFinished;
+    const status =
+      aborted && !this.headersSent ? CLIENT_CLOSED : this.statusCode;
     const id = requestIdOf(req);
-    const message = `${req.method} ${path} ${status} ${durationMs}ms ${bytes}B`;
+    const message = `${req.method} ${path} ${status} ${durationMs}ms ${bytes}B${aborted ? ' aborted' : ''}`;
     if (format === 'text') {
       logger.log(currentRequestId() === id ? message : `[${id}] ${message}`);
       return;
@@ -43,6 +53,7 @@ export function accessLogMiddleware(format: 'json' | 'text'): RequestHandler {
       status,
       duration_ms: durationMs,
       bytes,
+      ...(aborted ? { aborted } : {}),
       request_id: id,
     });
   }

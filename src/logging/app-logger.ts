@@ -22,16 +22,19 @@ export function isLogLevelEnabled(configured: string, level: LogLevel): boolean 
 export function createAppLogger(
   config: Pick<AppConfig, 'LOG_FORMAT' | 'LOG_LEVEL'>,
 ): LoggerService {
-  const level = config.LOG_LEVEL as LogLevel;
+  const silent = config.LOG_LEVEL === 'silent';
+  const level = (silent ? 'fatal' : config.LOG_LEVEL) as LogLevel;
   if (config.LOG_FORMAT === 'text') {
-    const logLevels = NEST_LEVELS.slice(0, NEST_LEVELS.indexOf(level) + 1);
+    const logLevels = silent ? [] : NEST_LEVELS.slice(0, NEST_LEVELS.indexOf(level) + 1);
     return new RequestAwareConsoleLogger({ logLevels });
   }
   // Asynchronous stdout: lines written while a write is in flight go out
   // together in the next one (batching under load, immediate when idle);
   // pino flushes it on exit.
-  return new PinoLogger({
+  const logger = new PinoLogger({
     level,
     destination: pino.destination({ dest: 1, sync: false }),
   });
+  if (silent) logger.setLogLevels([]);
+  return logger;
 }

@@ -18,6 +18,8 @@ export class ImageMetrics {
       name: 'glance_images',
       help: 'Images in the registry by status, counted at scrape time.',
       labelNames: ['status'],
+      // Every worker counts the same table: the node reports one count, not their sum.
+      aggregator: 'first',
       registers: [registry],
       collect: () => this.collect(),
     });

@@ -1,5 +1,10 @@
 import { Global, Module } from '@nestjs/common';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  collectDefaultMetrics,
+  Registry,
+} from 'prom-client';
+import { processRole } from '../cluster/process-role.js';
 import { NotificationsModule } from '../notifications/notifications.module.js';
 import { HttpMetrics } from './http.metrics.js';
 import { ImageMetrics } from './image.metrics.js';
@@ -11,6 +16,12 @@ import { TransferMetrics } from './transfer.metrics.js';
 function createMetricsRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Several workers: the primary's AggregatorRegistry collects this registry from each.
+  // (constructing one is what makes prom-client answer the primary's requests).
+  if (processRole() === 'worker') {
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([registry]);
+  }
   return registry;
 }
 
@@ -31,6 +42,6 @@ function createMetricsRegistry(): Registry {
     ImageMetrics,
     NotificationMetrics,
   ],
-  exports: [HttpMetrics, TransferMetrics],
+  exports: [HttpMetrics, TransferMetrics, Registry],
 })
 export class MetricsModule {}

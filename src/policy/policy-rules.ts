@@ -125,6 +125,11 @@ export class PolicyRules {
     creds: PolicyCredentials,
     target: PolicyTarget,
   ): boolean {
+    // Most actions are a constant ("" = always): no evaluation state needed.
+    const direct = this.rules.has(action)
+      ? this.rules.get(action)
+      : this.rules.get(this.defaultRule);
+    if (direct?.type === 'const') return direct.value;
     try {
       return this.evaluateRule(action, creds, target, new Set());
     } catch (err) {

@@ -12,6 +12,17 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
+  /**
+   * Reads answer at once, without the throttler's promise chain on every
+   * GET/HEAD. CanActivate allows a plain boolean (Nest's guards consumer takes
+   * one as it is); ThrottlerGuard only narrowed the declared type.
+   */
+  override canActivate(context: ExecutionContext): Promise<boolean> {
+    const req = context.switchToHttp().getRequest<Request>();
+    if (!MUTATING.has(req.method)) return true as unknown as Promise<boolean>;
+    return super.canActivate(context);
+  }
+
   protected override async shouldSkip(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<Request>();
     return !MUTATING.has(req.method) || this.throttlers.every((t) => !t.limit);

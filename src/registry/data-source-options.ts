@@ -8,6 +8,8 @@ import { ImagePropertyEntity } from './entities/image-property.entity.js';
 import { ApiNodeEntity } from './entities/api-node.entity.js';
 import { InitialSchema1764237600000 } from './migrations/1764237600000-InitialSchema.js';
 import { UploadNodes1764244800000 } from './migrations/1764244800000-UploadNodes.js';
+import { UploadWorkers1764252000000 } from './migrations/1764252000000-UploadWorkers.js';
+import { ListingIndexes1796186400000 } from './migrations/1796186400000-ListingIndexes.js';
 
 export const REGISTRY_ENTITIES = [
   ImageEntity,
@@ -18,7 +20,12 @@ export const REGISTRY_ENTITIES = [
 ];
 
 /** Listed explicitly: globs do not work with ESM and hide what runs. */
-export const REGISTRY_MIGRATIONS = [InitialSchema1764237600000, UploadNodes1764244800000];
+export const REGISTRY_MIGRATIONS = [
+  InitialSchema1764237600000,
+  UploadNodes1764244800000,
+  UploadWorkers1764252000000,
+  ListingIndexes1796186400000,
+];
 
 /**
  * The one place that turns DATABASE_URL into TypeORM options; used by Nest
@@ -41,7 +48,13 @@ export function buildDataSourceOptions(databaseUrl: string): DataSourceOptions {
       type: 'better-sqlite3',
       database: file,
       // WAL lets readers run while an upload's status update commits.
-      prepareDatabase: (db: { pragma(sql: string): unknown }) => {
+      prepareDatabase: (db: { pragma(sql: string): unknown; prepare(sql: string): unknown }) => {
+        // Several worker processes share the file: a write transaction takes the
+        // write lock when it begins (waiting up to busy_timeout), never halfway,
+        // where SQLite would answer SQLITE_BUSY at once instead of waiting.
+        const prepare = db.prepare.bind(db);
+        db.prepare = (sql: string) =>
+          prepare(sql === 'BEGIN TRANSACTION' ? 'BEGIN IMMEDIATE TRANSACTION' : sql);
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
         db.pragma('busy_timeout = 5000');

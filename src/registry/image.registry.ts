@@ -9,7 +9,12 @@ import { ImageEntity } from './entities/image.entity.js';
 import { ImageLocationEntity } from './entities/image-location.entity.js';
 import { ImageMemberEntity } from './entities/image-member.entity.js';
 import { ImagePropertyEntity } from './entities/image-property.entity.js';
-import type { ImageListQuery, SortDir, SortKey } from './image-list-query.js';
+import type {
+  ImageListFilters,
+  ImageListQuery,
+  SortKey,
+} from './image-list-query.js';
+import { listKeys, listSegments, SORT_COLUMNS } from './list-segments.js';
 import type {
   ImageFields,
   ImageRecord,
@@ -20,17 +25,41 @@ import { RegistryError, RegistryErrorCode } from './registry.error.js';
 import { serialTransaction } from './serial-transaction.js';
 import { SqlReader } from './sql-reader.js';
 
-/** Sort expressions: nullable columns coalesced so ordering and markers agree on every database. */
-const SORT_EXPRESSIONS: Record<SortKey, string> = {
-  name: "COALESCE(i.name, '')",
-  status: 'i.status',
-  container_format: "COALESCE(i.container_format, '')",
-  disk_format: "COALESCE(i.disk_format, '')",
-  size: 'COALESCE(i.size, -1)',
-  id: 'i.id',
-  created_at: 'i.created_at',
-  updated_at: "COALESCE(i.updated_at, '')",
+/**
+ * Below this many matching rows a property filter reads its images from the
+ * (name, value) index and sorts them; above it, walking the sort order finds
+ * a page after about limit x images / matches rows.
+ */
+const SPARSE_PROPERTY_ROWS = 1000;
+
+/** Below this many matches a filtered page sorts its matches; above, it walks the sort order. */
+const SPARSE_FILTER_ROWS = 1000;
+
+/** The index each sort key walks (see migration ListingIndexes). */
+const SORT_INDEXES: Record<SortKey, string> = {
+  name: 'ix_images_list_name',
+  status: 'ix_images_list_status',
+  container_format: 'ix_images_list_container_format',
+  disk_format: 'ix_images_list_disk_format',
+  size: 'ix_images_list_size',
+  id: 'ix_images_list_id',
+  created_at: 'ix_images_listing',
+  updated_at: 'ix_images_list_updated_at',
 };
+
+/** Filters with their own listing index, and the sort key of the same column (if any). */
+const FILTER_SORT_KEYS: [keyof ImageListFilters, SortKey | null][] = [
+  ['name', 'name'],
+  ['status', 'status'],
+  ['container_format', 'container_format'],
+  ['disk_format', 'disk_format'],
+  ['size_min', 'size'],
+  ['size_max', 'size'],
+  ['min_ram', null],
+  ['min_disk', null],
+  ['is_public', null],
+  ['protected', null],
+];
 
 /** Columns of an images row as the read queries select them. */
 const IMAGE_COLUMNS =
@@ -97,6 +126,12 @@ export interface NewImage extends ImageFields {
   status: ImageStatus;
   properties: Record<string, string | null>;
   location?: LocationData | null;
+  /**
+   * IMAGE_COUNT_QUOTA: refuse (QuotaExceeded) when the owner already owns this
+   * many images, counted inside the create transaction so that concurrent
+   * creates, in any process of any node, cannot both pass.
+   */
+  ownedLimit?: number;
 }
 
 export interface ImageUpdate {
@@ -110,6 +145,8 @@ export interface ImageUpdate {
   fromState?: ImageStatus;
   /** Record (or clear, with null) the API node running the image's upload. */
   uploadNode?: string | null;
+  /** Record the process (worker) on that node running the upload. */
+  uploadWorker?: string | null;
 }
 
 /**
@@ -128,6 +165,19 @@ export class ImageRegistry {
     const id = image.id ?? randomUUID();
     const now = nowTimestamp();
     await serialTransaction(this.db, async (tx) => {
+      if (image.ownedLimit !== undefined && image.owner) {
+        await this.lockOwner(tx, image.owner);
+        const owned = await tx.countBy(ImageEntity, {
+          owner: image.owner,
+          deleted: false,
+        });
+        if (owned >= image.ownedLimit) {
+          throw new RegistryError(
+            RegistryErrorCode.QuotaExceeded,
+            String(owned),
+          );
+        }
+      }
       if (await tx.existsBy(ImageEntity, { id })) {
         throw new RegistryError(
           RegistryErrorCode.Duplicate,
@@ -152,14 +202,22 @@ export class ImageRegistry {
     return this.mustGet(id);
   }
 
-  /** An image by id, with properties and location; deleted ones only when asked. */
-  async get(id: string, showDeleted = false): Promise<ImageRecord | null> {
+  /**
+   * An image by id, with properties and (unless `withLocations` is false, for
+   * reads whose answer never carries them) locations; deleted ones only when asked.
+   */
+  async get(
+    id: string,
+    showDeleted = false,
+    withLocations = true,
+  ): Promise<ImageRecord | null> {
     const rows = (await this.reader.rows(
       `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i WHERE i.id = ?${showDeleted ? '' : ' AND i.deleted = ?'}`,
       showDeleted ? [false, id] : [false, id, false],
     )) as ImageRow[];
     if (rows.length === 0) return null;
     const image = toRecord(rows[0]);
+    if (!withLocations) return image;
     const locations = (
       await this.reader.all<{ value: string; meta_data: string | null }>(
         'SELECT value, meta_data FROM image_locations WHERE image_id = ? AND deleted = ? ORDER BY id',
@@ -186,21 +244,54 @@ export class ImageRegistry {
     return rows.length > 0;
   }
 
-  /** A page of the images `ctx` may see; cost bounded by the page (indexed order + limit). */
+  /**
+   * A page of the images `ctx` may see; cost bounded by the page: each
+   * statement walks an index in the requested order and stops at LIMIT
+   * (see listSegments and the listing indexes in ARCHITECTURE.md).
+   */
   async list(
     ctx: RequestContext,
     query: ImageListQuery,
   ): Promise<ImageRecord[]> {
+    const limit = Math.max(0, Math.floor(query.limit));
+    const images: ImageRecord[] = [];
+    for (const statement of await this.listStatements(ctx, query)) {
+      const remaining = limit - images.length;
+      if (remaining <= 0) break;
+      const rows = (await this.reader.rows(statement.sql, [
+        ...statement.params,
+        remaining,
+      ])) as ImageRow[];
+      for (const row of rows) images.push(toRecord(row));
+    }
+    return images;
+  }
+
+  /**
+   * The statements that read a page, in order, each ending in `LIMIT ?` (the
+   * rows still missing: the caller appends that parameter): the list path runs
+   * them until the page is full; the query-plan test explains them. The
+   * inner query picks the page's rows, the outer one adds their properties,
+   * so a sort of many matches never aggregates properties for each of them.
+   */
+  async listStatements(
+    ctx: RequestContext,
+    query: ImageListQuery,
+  ): Promise<{ sql: string; params: unknown[] }[]> {
     const where: string[] = [];
     const params: unknown[] = [];
-    this.filterClauses(query, where, params);
+    this.filterClauses(
+      query,
+      where,
+      params,
+      await this.sparseProperties(query),
+    );
+    const from = `images i${await this.sortIndexHint(query, where, params)}`;
     if (!ctx.isAdmin || query.adminAsUser)
       this.visibilityClause(ctx, where, params);
 
-    const keys: SortKey[] = [query.sortKey];
-    for (const k of ['created_at', 'id'] as const)
-      if (!keys.includes(k)) keys.push(k);
-
+    const keys = listKeys(query.sortKey);
+    let markerValues: unknown[] | undefined;
     if (query.marker !== undefined) {
       const marker = await this.get(query.marker, true);
       const showingDeleted =
@@ -216,20 +307,24 @@ export class ImageRegistry {
           'Invalid marker. Image could not be found.',
         );
       }
-      this.markerClause(keys, query.sortDir, marker, where, params);
+      markerValues = keys.map((k) => marker[k]);
     }
 
     const dir = query.sortDir === 'asc' ? 'ASC' : 'DESC';
-    const order = keys.map((k) => `${SORT_EXPRESSIONS[k]} ${dir}`).join(', ');
-    const sql =
-      `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM images i` +
-      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-      ` ORDER BY ${order} LIMIT ${Math.max(0, Math.floor(query.limit))}`;
-    const rows = (await this.reader.rows(sql, [
-      false,
-      ...params,
-    ])) as ImageRow[];
-    return rows.map(toRecord);
+    return listSegments(keys, query.sortDir, markerValues).map((segment) => {
+      const terms = segment.where ? [...where, segment.where] : where;
+      const order = (segment.firstKeyNull ? keys.slice(1) : keys)
+        .map((k) => `${SORT_COLUMNS[k]} ${dir}`)
+        .join(', ');
+      const page =
+        `SELECT i.* FROM ${from}` +
+        (terms.length ? ` WHERE ${terms.join(' AND ')}` : '') +
+        ` ORDER BY ${order} LIMIT ?`;
+      return {
+        sql: `SELECT ${IMAGE_COLUMNS}, ${this.propertiesColumn()} FROM (${page}) i ORDER BY ${order}`,
+        params: [false, ...params, ...segment.params],
+      };
+    });
   }
 
   /**
@@ -255,6 +350,9 @@ export class ImageRegistry {
           ...this.toColumns(change.fields ?? {}),
           ...(change.uploadNode !== undefined
             ? { uploadNode: change.uploadNode }
+            : {}),
+          ...(change.uploadWorker !== undefined
+            ? { uploadWorker: change.uploadWorker }
             : {}),
           updatedAt: now,
         })
@@ -374,6 +472,25 @@ export class ImageRegistry {
     };
   }
 
+  /**
+   * Serialises quota-checked creates of one owner until the transaction ends:
+   * an advisory lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+   * file's write lock. MariaDB/MySQL: a row lock on the owner's image rows.
+   */
+  private async lockOwner(tx: EntityManager, owner: string): Promise<void> {
+    const kind = this.db.options.type;
+    if (kind === 'postgres') {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `image-owner:${owner}`,
+      ]);
+    } else if (kind === 'mysql' || kind === 'mariadb') {
+      await tx.query(
+        'SELECT id FROM images WHERE owner = ? AND deleted = ? FOR UPDATE',
+        [owner, false],
+      );
+    }
+  }
+
   /** Non-deleted images owned by `owner` (IMAGE_COUNT_QUOTA). */
   async countOwnedImages(owner: string): Promise<number> {
     return this.db
@@ -459,6 +576,15 @@ export class ImageRegistry {
     return rows.map((r) => r.id);
   }
 
+  /** Images left `saving` by one worker process of `node` (it died). */
+  async workerUploads(node: string, worker: string): Promise<string[]> {
+    const rows = await this.db.getRepository(ImageEntity).find({
+      select: { id: true },
+      where: { status: 'saving', uploadNode: node, uploadWorker: worker },
+    });
+    return rows.map((r) => r.id);
+  }
+
   /** Records that `node` is alive now (insert or update its heartbeat). */
   async heartbeat(node: string, startedAt?: string): Promise<void> {
     const now = nowTimestamp();
@@ -486,10 +612,82 @@ export class ImageRegistry {
     return image;
   }
 
+  /**
+   * The property filters that match fewer than SPARSE_PROPERTY_ROWS images,
+   * by one bounded index count: planners cannot tell (SQLite cannot estimate
+   * an IN subquery; PostgreSQL turned a dense EXISTS into a hash semi-join
+   * over every match, 150 ms at 100,000 images).
+   */
+  private async sparseProperties(query: ImageListQuery): Promise<Set<string>> {
+    const sparse = new Set<string>();
+    for (const [name, value] of Object.entries(
+      query.filters.properties ?? {},
+    )) {
+      const [row] = await this.reader.all<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM (SELECT 1 FROM image_properties p WHERE p.name = ? AND p.value = ? AND p.deleted = ? LIMIT ${SPARSE_PROPERTY_ROWS}) matched`,
+        [name, value, false],
+      );
+      if (Number(row.n) < SPARSE_PROPERTY_ROWS) sparse.add(name);
+    }
+    return sparse;
+  }
+
+  /**
+   * SQLite, a filter on one column and a sort on another: when the filters
+   * match at least SPARSE_FILTER_ROWS images (one bounded count), walk the
+   * sort key's index (a page then reads about limit x images / matches rows)
+   * rather than sorting every match, which SQLite's estimates often prefer
+   * once visibility is in the WHERE. Fewer matches: the planner's choice (it
+   * sorts those few). Not with changes-since, whose rows span `deleted`.
+   */
+  private async sortIndexHint(
+    query: ImageListQuery,
+    where: string[],
+    params: unknown[],
+  ): Promise<string> {
+    const f = query.filters;
+    if (this.reader.kind !== 'sqlite') return '';
+    if (f.changes_since !== undefined) {
+      // Its walk spans deleted rows: only the (created_at, id) index serves it, in the default order.
+      if (query.sortKey !== 'created_at') return '';
+      return (await this.matchesAtLeast(where, params, SPARSE_FILTER_ROWS))
+        ? ' INDEXED BY ix_images_created_at_id'
+        : '';
+    }
+    const others = FILTER_SORT_KEYS.filter(
+      ([filter, key]) => f[filter] !== undefined && key !== query.sortKey,
+    );
+    // Equality filters walk their own (deleted, column, created_at, id) index
+    // in the default order; property filters are decided by sparseProperties.
+    if (
+      others.length === 0 ||
+      (query.sortKey === 'created_at' &&
+        others.every(([k]) => !k.startsWith('size')))
+    )
+      return '';
+    return (await this.matchesAtLeast(where, params, SPARSE_FILTER_ROWS))
+      ? ` INDEXED BY ${SORT_INDEXES[query.sortKey]}`
+      : '';
+  }
+
+  /** Whether at least `n` images pass the filters: one count that stops at n. */
+  private async matchesAtLeast(
+    where: string[],
+    params: unknown[],
+    n: number,
+  ): Promise<boolean> {
+    const [row] = await this.reader.all<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM (SELECT 1 FROM images i WHERE ${where.join(' AND ')} LIMIT ${n}) matched`,
+      params,
+    );
+    return Number(row.n) >= n;
+  }
+
   private filterClauses(
     query: ImageListQuery,
     where: string[],
     params: unknown[],
+    sparse: Set<string>,
   ): void {
     const f = query.filters;
     const equal: [string, unknown][] = [
@@ -531,8 +729,17 @@ export class ImageRegistry {
       where.push("i.status <> 'killed'");
     }
     for (const [name, value] of Object.entries(f.properties ?? {})) {
+      // Few matches: start from the (name, value) index (IN); many: walk the
+      // sort order and probe that index per row (EXISTS). See sparseProperties.
+      // SQLite otherwise may build an automatic index per statement.
+      const from = `image_properties p${this.reader.kind === 'sqlite' ? ' INDEXED BY ix_image_properties_name_value' : ''}`;
       where.push(
-        'EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ?)',
+        sparse.has(name)
+          ? `i.id IN (SELECT p.image_id FROM ${from} WHERE p.name = ? AND p.value = ? AND p.deleted = ?)`
+          : this.reader.kind === 'sqlite'
+            ? `EXISTS (SELECT 1 FROM ${from} WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ?)`
+            : // A scalar subquery, not EXISTS: PostgreSQL made EXISTS a hash semi-join over every match.
+              `(SELECT 1 FROM ${from} WHERE p.image_id = i.id AND p.name = ? AND p.value = ? AND p.deleted = ? LIMIT 1) IS NOT NULL`,
       );
       params.push(name, value, false);
     }
@@ -549,37 +756,15 @@ export class ImageRegistry {
       params.push(true);
       return;
     }
-    where.push(
-      '(i.is_public = ? OR i.owner = ? OR EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ?))',
-    );
+    // PostgreSQL answers an EXISTS inside OR with a hashed subplan over every
+    // image shared with the tenant (cost grows with them); a LIMIT 1 scalar
+    // subquery is probed per row through ix_image_members_image_id_member.
+    const shared =
+      this.reader.kind === 'sqlite'
+        ? 'EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ?)'
+        : '(SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ? AND m.deleted = ? LIMIT 1) IS NOT NULL';
+    where.push(`(i.is_public = ? OR i.owner = ? OR ${shared})`);
     params.push(true, ctx.owner, ctx.owner, false);
-  }
-
-  /** Keyset pagination: rows strictly after the marker in (k1, k2, ...) order. */
-  private markerClause(
-    keys: SortKey[],
-    dir: SortDir,
-    marker: ImageRecord,
-    where: string[],
-    params: unknown[],
-  ): void {
-    const op = dir === 'asc' ? '>' : '<';
-    const values = keys.map((k) => {
-      const v = marker[k];
-      if (v === null || v === undefined) return k === 'size' ? -1 : '';
-      return v;
-    });
-    const alternatives = keys.map((_, i) => {
-      const terms: string[] = [];
-      for (let j = 0; j < i; j++) {
-        terms.push(`${SORT_EXPRESSIONS[keys[j]]} = ?`);
-        params.push(values[j]);
-      }
-      terms.push(`${SORT_EXPRESSIONS[keys[i]]} ${op} ?`);
-      params.push(values[i]);
-      return `(${terms.join(' AND ')})`;
-    });
-    where.push(`(${alternatives.join(' OR ')})`);
   }
 
   private toColumns(fields: ImageFields): Partial<ImageEntity> {

@@ -20,7 +20,7 @@ const MAX_CACHED_STATEMENTS = 256;
 export class SqlReader {
   private readonly statements = new Map<string, Statement>();
   private readonly rawStatements = new Map<string, Statement>();
-  private readonly kind: 'sqlite' | 'postgres' | 'mysql';
+  readonly kind: 'sqlite' | 'postgres' | 'mysql';
 
   constructor(private readonly db: DataSource) {
     const type = db.options.type;

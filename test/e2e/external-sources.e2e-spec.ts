@@ -308,6 +308,62 @@ describe('external image sources (EXTERNAL_SOURCE_ALLOWLIST=127.0.0.1/32)', () =
       expect(await imageCount(t)).toBe(count);
     });
 
+    it('answers 400 without the URL for a location whose host refuses the connection, and creates nothing', async () => {
+      const refused = `http://127.0.0.1:${await closedPort()}/img`;
+      const count = await imageCount(t);
+      for (const headers of [
+        { 'x-image-meta-location': refused } as Record<string, string>,
+        {
+          'x-image-meta-location': refused,
+          'x-image-meta-size': String(DATA.length),
+        },
+      ]) {
+        const res = await post(headers);
+        expect(res.status).toBe(400);
+        expect(res.text).toContain(
+          'The image location could not be read (ECONNREFUSED)',
+        );
+        expectHidden(res, refused.slice('http://'.length));
+      }
+      expect(await imageCount(t)).toBe(count);
+    });
+
+    it('answers 400 for a refused location on PUT and leaves the queued image as it was', async () => {
+      const refused = `http://127.0.0.1:${await closedPort()}/img`;
+      const image = await createImage(t, { name: 'reserved-refused' });
+      for (const headers of [
+        { 'x-image-meta-location': refused } as Record<string, string>,
+        {
+          'x-image-meta-location': refused,
+          'x-image-meta-size': String(DATA.length),
+        },
+      ]) {
+        const res = await request(t.http)
+          .put(`/v1/images/${image.id}`)
+          .set('x-image-meta-name', 'renamed')
+          .set(headers);
+        expect(res.status).toBe(400);
+        expect(res.text).toContain(
+          'The image location could not be read (ECONNREFUSED)',
+        );
+        expectHidden(res, refused.slice('http://'.length));
+      }
+      const head = await request(t.http).head(`/v1/images/${image.id}`);
+      expect(head.headers).toMatchObject({
+        'x-image-meta-status': 'queued',
+        'x-image-meta-name': 'reserved-refused',
+        'x-image-meta-size': '0',
+      });
+      // Still usable: a working location activates it.
+      const ok = await request(t.http)
+        .put(`/v1/images/${image.id}`)
+        .set('x-image-meta-location', `${base}/other`);
+      expect(ok.body.image).toMatchObject({
+        status: 'active',
+        size: OTHER.length,
+      });
+    });
+
     it('leaves the remote image alone on DELETE', async () => {
       const created = await post({ 'x-image-meta-location': `${base}/img` });
       const before = src.requests.length;

@@ -433,6 +433,17 @@ describe('POST /v1/images', () => {
       );
     });
 
+    it('refuses a reserve whose checksum is longer than 32 characters, storing nothing', async () => {
+      const id = randomUUID();
+      const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+      expectError(
+        await post({ id, name: 'long-sum', headers: { 'x-image-meta-checksum': sha1 } }),
+        400,
+        'Invalid checksum: at most 32 characters (an MD5 hex digest), got 40',
+      );
+      expect((await head(id)).status).toBe(404);
+    });
+
     it('turns dashes in property names into underscores', async () => {
       const image = await createImage(t, {
         properties: { 'os-distro': 'ubuntu', kernel_id: 'k1', 'a-b-c': '' },

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, rmSync, truncateSync } from 'node:fs';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -142,6 +143,33 @@ describe('HEAD and GET /v1/images/:id', () => {
     expect(meta.status).toBe(200);
     expect(meta.headers['x-image-meta-status']).toBe('queued');
     expect(meta.headers.etag).toBeUndefined();
+  });
+
+  it('HEAD answers Content-Length: 0 (as Glance) and keeps the connection alive', async () => {
+    const image = await createImage(t, { name: 'keep-alive' }, A);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await new Promise<IncomingMessage>((resolve, reject) => {
+          const req = httpRequest(
+            { port, method: 'HEAD', path: `/v1/images/${image.id}`, headers: A, agent },
+            (r) => {
+              sockets.add(r.socket);
+              r.resume();
+              r.on('end', () => resolve(r));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['content-length']).toBe('0');
+      }
+      expect(sockets.size).toBe(1);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('unknown and malformed ids are 404', async () => {

@@ -95,8 +95,19 @@ describe(`migrations (${TEST_DATABASE})`, () => {
     expect(await schemaDrift(ds)).toEqual([]);
   });
 
-  it('revert only the last migration: the upload-node column and api_nodes go, images stay', async () => {
+  it('revert the listing indexes alone: tables stay, the indexes go, then come back without drift', async () => {
     await ds.undoLastMigration({ transaction: 'each' });
+    expect(await existingTables(ds)).toEqual(TABLES);
+    const images = await ds.createQueryRunner().getTable('images');
+    expect(images?.indices.map((i) => i.name)).not.toContain('ix_images_list_name');
+    await ds.runMigrations({ transaction: 'each' });
+    expect(await schemaDrift(ds)).toEqual([]);
+  });
+
+  it('revert down to before UploadNodes: the upload-node column and api_nodes go, images stay', async () => {
+    const names = REGISTRY_MIGRATIONS.map((M) => new M().name);
+    const after = names.length - names.indexOf('UploadNodes1764244800000');
+    for (let n = 0; n < after; n++) await ds.undoLastMigration({ transaction: 'each' });
     expect(await existingTables(ds)).toEqual(TABLES.slice(0, 4));
     const images = await ds.createQueryRunner().getTable('images');
     expect(images?.findColumnByName('upload_node')).toBeUndefined();

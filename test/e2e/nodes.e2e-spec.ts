@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   existsSync,
@@ -9,20 +9,18 @@ import {
   readdirSync,
   rmSync,
   statSync,
-  symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataSourceOptions } from '../../src/registry/data-source-options.js';
 import { ImageEntity } from '../../src/registry/entities/image.entity.js';
 import { md5, waitFor } from '../support/image-assertions.js';
 import { metaHeaders } from '../support/image-builder.js';
+import { transpileServer } from '../support/transpile-server.js';
 import { rawRequest, type RawResponse } from '../support/raw-http.js';
 import {
   createTestDatabase,
@@ -31,7 +29,6 @@ import {
 } from '../support/test-database.js';
 import { as } from '../support/test-app.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const HEARTBEAT_INTERVAL = 1;
 const STALE_UPLOAD_SECONDS = 3;
 const MiB = 1024 * 1024;
@@ -82,27 +79,9 @@ describe(`API nodes sharing one database (${KIND}) and one store folder`, () => 
     work = mkdtempSync(join(tmpdir(), 'glance-nodes-'));
     storeDir = join(work, 'images');
     mkdirSync(storeDir);
-    // A private build: `nest build` would wipe the dist/ others use meanwhile (deleteOutDir).
+    // A private build (file by file, no type check): `nest build` would wipe the dist/ others use.
     build = join(work, 'build');
-    await promisify(execFile)(
-      process.execPath,
-      [
-        join(ROOT, 'node_modules/typescript/bin/tsc'),
-        '-p',
-        join(ROOT, 'tsconfig.build.json'),
-        '--outDir',
-        build,
-      ],
-      { cwd: ROOT, maxBuffer: 16 * MiB },
-    ).catch((err: Error & { stdout?: string }) => {
-      // Type errors elsewhere in the tree still emit JavaScript; a missing main.js fails below.
-      console.warn(`tsc reported errors:\n${err.stdout || err.message}`);
-    });
-    if (!existsSync(join(build, 'src/main.js'))) {
-      throw new Error(`tsc emitted no ${join(build, 'src/main.js')}`);
-    }
-    writeFileSync(join(build, 'package.json'), '{ "type": "module" }\n');
-    symlinkSync(join(ROOT, 'node_modules'), join(build, 'node_modules'), 'dir');
+    transpileServer(build);
 
     database = await createTestDatabase(work, KIND);
     observer = new DataSource(buildDataSourceOptions(database.url));

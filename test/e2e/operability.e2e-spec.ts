@@ -1,5 +1,8 @@
 import type { Request, Response } from 'express';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
@@ -11,7 +14,8 @@ import {
   setRequestId,
 } from '../../src/logging/request-id.js';
 import { AuthMiddleware } from '../../src/policy/auth.middleware.js';
-import { createImage } from '../support/image-builder.js';
+import { waitFor } from '../support/image-assertions.js';
+import { createImage, metaHeaders } from '../support/image-builder.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 interface Sample {
@@ -307,6 +311,69 @@ describe('request id', () => {
     expect(access?.duration_ms).toEqual(expect.any(Number));
     expect(access?.bytes).toBeGreaterThan(0);
     expect(JSON.stringify(lines)).not.toContain('secret');
+  });
+
+  it('logs an upload whose client closed mid-body as 499 aborted, not as the status never sent', async () => {
+    const server = t.http as http.Server;
+    if (!server.listening)
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const id = randomUUID();
+    const upload = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/v1/images',
+      agent: false,
+      headers: {
+        ...metaHeaders({ id }),
+        'content-type': 'application/octet-stream',
+        'x-openstack-request-id': `req-${id}`,
+      },
+    });
+    upload.on('error', () => {});
+    upload.write(Buffer.alloc(4096, 1));
+    const status = async () =>
+      (await request(t.http).head(`/v1/images/${id}`)).headers[
+        'x-image-meta-status'
+      ];
+    await waitFor(
+      async () => (await status()) === 'saving',
+      'the upload to start',
+    );
+    upload.destroy();
+    await waitFor(
+      async () => (await status()) === 'killed',
+      'the image to be killed',
+    );
+    await waitFor(
+      () =>
+        lines.some(
+          (l) => l.request_id === `req-${id}` && l.context === 'AccessLog',
+        ),
+      'the access line',
+    );
+    const access = lines.find(
+      (l) => l.request_id === `req-${id}` && l.context === 'AccessLog',
+    );
+    expect(access).toMatchObject({
+      method: 'POST',
+      path: '/v1/images',
+      status: 499,
+      aborted: true,
+    });
+    expect(String(access?.msg)).toMatch(/^POST \/v1\/images 499 .* aborted$/);
+    // A complete response carries no aborted mark.
+    const done = await request(t.http)
+      .get('/v1/images')
+      .set('X-OpenStack-Request-ID', `req-${randomUUID()}`);
+    const line = lines.find(
+      (l) =>
+        l.request_id === done.headers['x-openstack-request-id'] &&
+        l.context === 'AccessLog',
+    );
+    expect(line).toMatchObject({ status: 200 });
+    expect(line).not.toHaveProperty('aborted');
   });
 
   it('writes no access lines when LOG_LEVEL drops info lines', async () => {

@@ -1,10 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   copyFileSync,
   mkdtempSync,
   readFileSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaryParser, expectError } from '../support/image-assertions.js';
 import { ImageRegistry } from '../../src/registry/image.registry.js';
 import { metaHeaders } from '../support/image-builder.js';
+import { transpileServer } from '../support/transpile-server.js';
 import { as, createTestApp, type TestApp } from '../support/test-app.js';
 
 type Auth = Record<string, string>;
@@ -435,23 +435,9 @@ describe('PROPERTY_PROTECTION_RULE_FORMAT=policies (Glance test fixtures)', () =
 describe('an invalid property protection file stops the built server', () => {
   let build: string;
   beforeAll(() => {
-    // A private build (same tsconfig as `npm run build`) so that dist/ of concurrent runs is left alone.
+    // A private build (file by file) so that dist/ of concurrent runs is left alone.
     build = mkdtempSync(join(tmpdir(), 'glance-build-'));
-    const tsc = spawnSync(
-      process.execPath,
-      [
-        join(ROOT, 'node_modules/typescript/bin/tsc'),
-        '-p',
-        join(ROOT, 'tsconfig.build.json'),
-        '--outDir',
-        build,
-      ],
-      { cwd: ROOT, encoding: 'utf8' },
-    );
-    if (tsc.status !== 0)
-      throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
-    symlinkSync(join(ROOT, 'node_modules'), join(build, 'node_modules'));
-    writeFileSync(join(build, 'package.json'), '{"type": "module"}');
+    transpileServer(build);
   }, 60_000);
   afterAll(() => {
     if (build) rmSync(build, { recursive: true, force: true });

@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE, type TestDatabase } from '../support/test-database.js';
+import { transpileServer } from '../support/transpile-server.js';
 import { checkInvariants, runLoad } from '../soak/soak-load.mjs';
 import { startServer } from '../soak/server.mjs';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const LOAD_SECONDS = 10;
 
 // The mixed load found its defects on PostgreSQL and SQLite (issue 12); a
@@ -17,23 +15,13 @@ describe.runIf(TEST_DATABASE !== 'mysql')(
   `soak: ${LOAD_SECONDS} s of mixed load against a server process (${TEST_DATABASE})`,
   () => {
     let work: string;
-    let build: string;
+    let mainJs: string;
     let database: TestDatabase;
 
     beforeAll(async () => {
       work = mkdtempSync(join(tmpdir(), 'glance-soak-'));
-      // A private build: `nest build` would wipe the dist/ others use meanwhile.
-      build = join(work, 'build');
-      await promisify(execFile)(
-        process.execPath,
-        [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', build],
-        { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
-      ).catch((err: Error & { stdout?: string }) => {
-        console.warn(`tsc reported errors:\n${err.stdout || err.message}`);
-      });
-      if (!existsSync(join(build, 'src/main.js'))) throw new Error('tsc emitted no main.js');
-      writeFileSync(join(build, 'package.json'), '{ "type": "module" }\n');
-      symlinkSync(join(ROOT, 'node_modules'), join(build, 'node_modules'), 'dir');
+      // A private build (file by file, no type check): `nest build` would wipe the dist/ others use.
+      mainJs = transpileServer(join(work, 'build'));
       database = await createTestDatabase(work);
     }, 180_000);
 
@@ -45,7 +33,7 @@ describe.runIf(TEST_DATABASE !== 'mysql')(
     it('keeps every invariant: states, bytes, store folder, no 5xx, no cross-tenant answer', async () => {
       const storeDir = join(work, 'images');
       const server = await startServer({
-        mainJs: join(build, 'src/main.js'),
+        mainJs,
         cwd: work,
         env: { DATABASE_URL: database.url, FILESYSTEM_STORE_DATADIR: storeDir, LOG_LEVEL: 'error' },
       });

@@ -14,6 +14,11 @@ export const SAIO_SCRIPT = resolve(import.meta.dirname, '../../../shared/service
 export const SAIO_DIR = process.env.GLANCE_TEST_SAIO_DIR ?? '/tmp/glance-test-saio';
 
 export default function setup(): void {
+  startKeystone();
+  startSaio();
+}
+
+function startSaio(): void {
   if (process.env.SWIFT_AUTH_URL) return;
   if (!existsSync(SAIO_SCRIPT)) {
     throw new Error(
@@ -27,4 +32,56 @@ export default function setup(): void {
     const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
     if (m) process.env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
   }
+}
+
+export const KEYSTONE_SCRIPT = resolve(
+  import.meta.dirname,
+  '../../../shared/services/keystone.sh',
+);
+export const KEYSTONE_DIR =
+  process.env.GLANCE_TEST_KEYSTONE_DIR ?? '/tmp/glance-test-keystone';
+/** Ports of the test Keystone and of the image endpoint in its catalog (the test app listens there). */
+export const KEYSTONE_PORT = process.env.GLANCE_TEST_KEYSTONE_PORT ?? '15000';
+export const KEYSTONE_IMAGE_PORT =
+  process.env.GLANCE_TEST_KEYSTONE_IMAGE_PORT ?? '19292';
+
+/**
+ * The real-Keystone tests (test/e2e/keystone-real.e2e-spec.ts) run on SQLite
+ * only, so only that run starts Debian's Keystone (../shared/services/keystone.sh,
+ * installing its packages the first time). Like the SAIO it is left running;
+ * `npm run services:stop` stops it. Its env file's path goes to the workers
+ * as TEST_KEYSTONE_ENV (its variable names would otherwise leak into the
+ * service's own KEYSTONE_* configuration).
+ */
+function startKeystone(): void {
+  if (
+    (process.env.TEST_DATABASE ?? 'sqlite') !== 'sqlite' ||
+    process.env.TEST_KEYSTONE_ENV
+  )
+    return;
+  if (!existsSync(KEYSTONE_SCRIPT)) {
+    throw new Error(
+      `the real-Keystone tests need ${KEYSTONE_SCRIPT} (or TEST_KEYSTONE_ENV)`,
+    );
+  }
+  execFileSync(
+    'flock',
+    [
+      '-o',
+      `${KEYSTONE_DIR}.lock`,
+      'bash',
+      KEYSTONE_SCRIPT,
+      'start',
+      KEYSTONE_DIR,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        ...process.env,
+        KEYSTONE_PORT,
+        KEYSTONE_IMAGE_ENDPOINT: `http://127.0.0.1:${KEYSTONE_IMAGE_PORT}`,
+      },
+    },
+  );
+  process.env.TEST_KEYSTONE_ENV = `${KEYSTONE_DIR}/env`;
 }

@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { noteReceivedBytes } from '../../common/received-buffer-collector.js';
 import { ImageSizeMismatchError } from '../../stores/file-image.reader.js';
 
 /**
@@ -23,6 +24,9 @@ export class SizeCheckedStream extends Transform {
       return done(new ImageSizeMismatchError(this.expected, this.sent + chunk.length));
     }
     this.sent += chunk.length;
+    // Store responses arrive as fresh buffers too (see noteReceivedBytes): with
+    // many downloads from Swift/S3/HTTP at once, dead chunks would pile up.
+    noteReceivedBytes(chunk.length);
     done(null, chunk);
   }
 

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { workerIdentity } from '../../cluster/process-role.js';
 import { ApiError, ApiErrorCode } from '../../common/api-error.js';
 import { AppConfig } from '../../config/app-config.js';
 import { TransferMetrics } from '../../metrics/transfer.metrics.js';
@@ -65,6 +66,7 @@ export class ImageUploader {
         fields: { status: 'saving' },
         fromState: 'queued',
         uploadNode: this.config.NODE_ID,
+        uploadWorker: workerIdentity(),
       });
     } catch (err) {
       if (
@@ -92,10 +94,15 @@ export class ImageUploader {
     this.tracker.end(id);
     this.transfers.addUploaded(digest.size);
 
-    const supplied = { size: image.size, checksum: image.checksum };
+    const supplied = {
+      size: image.size,
+      checksum: image.checksum,
+      os_hash_value: image.os_hash_value,
+    };
     for (const [attr, actual] of [
       ['size', digest.size],
       ['checksum', digest.md5],
+      ['os_hash_value', digest.sha512],
     ] as const) {
       const expected = supplied[attr];
       if (expected && expected !== actual) {

@@ -4,6 +4,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { runsNodeDuties } from '../../cluster/process-role.js';
 import { formatTimestamp, nowTimestamp } from '../../common/timestamps.js';
 import { AppConfig } from '../../config/app-config.js';
 import { ImageRegistry } from '../../registry/image.registry.js';
@@ -28,6 +29,8 @@ export class UploadReaperService implements OnApplicationBootstrap, OnApplicatio
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    // With WORKERS > 1 the primary does this once for the node.
+    if (!runsNodeDuties()) return;
     await this.registry.heartbeat(this.config.NODE_ID, nowTimestamp());
     await this.reap(await this.registry.orphanedUploads(this.config.NODE_ID, null));
     this.timer = setInterval(() => void this.tick(), this.config.HEARTBEAT_INTERVAL * 1000);
@@ -36,6 +39,16 @@ export class UploadReaperService implements OnApplicationBootstrap, OnApplicatio
 
   onApplicationShutdown(): void {
     if (this.timer) clearInterval(this.timer);
+  }
+
+  /** A worker process of this node died: its uploads cannot be running any more. */
+  async reapWorker(worker: string): Promise<void> {
+    await this.reap(await this.registry.workerUploads(this.config.NODE_ID, worker));
+  }
+
+  /** Every `saving` image of this node (none can be in flight: all its workers stopped). */
+  async reapNode(): Promise<void> {
+    await this.reap(await this.registry.orphanedUploads(this.config.NODE_ID, null));
   }
 
   /** One heartbeat plus a sweep for uploads of silent nodes. */

@@ -16,6 +16,8 @@ import type { ImageEntity } from './image.entity.js';
   unique: true,
 })
 @Index('ix_image_properties_name', ['name'])
+// property-<key>=<value> filters find their images from here (value: a 191-character prefix on MySQL).
+@Index('ix_image_properties_name_value', ['name', 'value', 'imageId'])
 export class ImagePropertyEntity extends SoftDeletable {
   @PrimaryGeneratedColumn()
   id: number;

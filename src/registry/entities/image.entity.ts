@@ -21,6 +21,22 @@ import type { ImageMemberEntity } from './image-member.entity.js';
 @Index('ix_images_updated_at', ['updatedAt'])
 @Index('ix_images_status', ['status'])
 @Index('ix_images_status_upload_node', ['status', 'uploadNode'])
+// Listing indexes (migration ListingIndexes): one per sort key and per equality filter,
+// each ending in the (created_at, id) tie-breakers, so a page is a seek plus an in-order walk.
+@Index('ix_images_list_name', ['deleted', 'name', 'createdAt', 'id'])
+@Index('ix_images_list_status', ['deleted', 'status', 'createdAt', 'id'])
+@Index('ix_images_list_container_format', ['deleted', 'containerFormat', 'createdAt', 'id'])
+@Index('ix_images_list_disk_format', ['deleted', 'diskFormat', 'createdAt', 'id'])
+@Index('ix_images_list_size', ['deleted', 'size', 'createdAt', 'id'])
+@Index('ix_images_list_id', ['deleted', 'id'])
+@Index('ix_images_list_updated_at', ['deleted', 'updatedAt', 'createdAt', 'id'])
+@Index('ix_images_list_min_ram', ['deleted', 'minRam', 'createdAt', 'id'])
+@Index('ix_images_list_min_disk', ['deleted', 'minDisk', 'createdAt', 'id'])
+@Index('ix_images_list_is_public', ['deleted', 'isPublic', 'createdAt', 'id'])
+@Index('ix_images_list_protected', ['deleted', 'protected', 'createdAt', 'id'])
+@Index('ix_images_list_owner', ['deleted', 'owner', 'createdAt', 'id'])
+// changes-since lists deleted images too: its walk cannot start with `deleted`.
+@Index('ix_images_created_at_id', ['createdAt', 'id'])
 export class ImageEntity extends SoftDeletable {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
@@ -90,6 +106,10 @@ export class ImageEntity extends SoftDeletable {
   /** NODE_ID of the API node running this image's upload (internal, never serialised). */
   @Column({ name: 'upload_node', type: 'varchar', length: 255, nullable: true })
   uploadNode: string | null;
+
+  /** Process on that node running the upload (its pid), so a dead worker's uploads can be told apart. */
+  @Column({ name: 'upload_worker', type: 'varchar', length: 64, nullable: true })
+  uploadWorker: string | null;
 
   @OneToMany('ImagePropertyEntity', 'image')
   properties?: Relation<ImagePropertyEntity[]>;

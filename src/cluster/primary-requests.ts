@@ -1,0 +1,2 @@
+/** Requests a worker sends the primary (besides rate-limit increments). */
+export const METRICS_REQUEST = 'metrics.node';
