@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageSizeMismatchError } from '../stores/file-image.reader.js';
 import type { ImageReader } from '../stores/image-store.interface.js';
+import { drainOrClose, writeChunk } from '../common/writable-ops.js';
 
 /**
  * Four 512 KiB buffers per reader (2 MiB): a boot storm has many readers at
@@ -120,24 +121,4 @@ export class GrowingFileReader implements ImageReader {
   async close(): Promise<void> {
     await this.handle.close().catch(() => undefined);
   }
-}
-
-function writeChunk(out: Writable, chunk: Buffer): Promise<void> {
-  const done = new Promise<void>((resolve, reject) => {
-    out.write(chunk, (err) => (err ? reject(err) : resolve()));
-  });
-  done.catch(() => undefined);
-  return done;
-}
-
-function drainOrClose(out: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const finish = () => {
-      out.off('drain', finish);
-      out.off('close', finish);
-      resolve();
-    };
-    out.on('drain', finish);
-    out.on('close', finish);
-  });
 }

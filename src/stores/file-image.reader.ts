@@ -1,6 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { ImageReader } from './image-store.interface.js';
+import { drainOrClose, writeChunk } from '../common/writable-ops.js';
 
 /** The stored bytes do not match the size the caller expects. */
 export class ImageSizeMismatchError extends Error {
@@ -80,25 +81,4 @@ export class FileImageReader implements ImageReader {
     const { bytesRead } = await this.handle.read(probe, 0, 1, expected);
     if (bytesRead > 0) throw new ImageSizeMismatchError(expected, expected + 1);
   }
-}
-
-function writeChunk(out: Writable, chunk: Buffer): Promise<void> {
-  const done = new Promise<void>((resolve, reject) => {
-    out.write(chunk, (err) => (err ? reject(err) : resolve()));
-  });
-  // Observed later by Promise.all/allSettled; never an unhandled rejection.
-  done.catch(() => undefined);
-  return done;
-}
-
-function drainOrClose(out: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const finish = () => {
-      out.off('drain', finish);
-      out.off('close', finish);
-      resolve();
-    };
-    out.on('drain', finish);
-    out.on('close', finish);
-  });
 }
