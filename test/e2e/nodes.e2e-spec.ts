@@ -10,7 +10,6 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -20,6 +19,7 @@ import { buildDataSourceOptions } from '../../src/registry/data-source-options.j
 import { ImageEntity } from '../../src/registry/entities/image.entity.js';
 import { md5, waitFor } from '../support/image-assertions.js';
 import { metaHeaders } from '../support/image-builder.js';
+import { freePort } from '../support/free-port.js';
 import { transpileServer } from '../support/transpile-server.js';
 import { rawRequest, type RawResponse } from '../support/raw-http.js';
 import {
@@ -45,17 +45,6 @@ interface ApiNode {
     signal: NodeJS.Signals | null;
   }>;
   output(): string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** A status check that shows the node's log when it fails. */

@@ -6,7 +6,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request, { type Response } from 'supertest';
@@ -14,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaryParser, expectError } from '../support/image-assertions.js';
 import { ImageRegistry } from '../../src/registry/image.registry.js';
 import { metaHeaders } from '../support/image-builder.js';
+import { freePort } from '../support/free-port.js';
 import { transpileServer } from '../support/transpile-server.js';
 import { as, createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -442,14 +442,6 @@ describe('an invalid property protection file stops the built server', () => {
   afterAll(() => {
     if (build) rmSync(build, { recursive: true, force: true });
   });
-
-  async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as net.AddressInfo;
-    await new Promise((r) => server.close(r));
-    return port;
-  }
 
   function run(
     env: Record<string, string>,

@@ -8,7 +8,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -27,22 +26,12 @@ import {
   type TestDatabase,
 } from '../support/test-database.js';
 import { as } from '../support/test-app.js';
+import { freePort } from '../support/free-port.js';
 import { transpileServer } from '../support/transpile-server.js';
 
 const RATE_LIMIT = 10;
 const IMAGE_COUNT_QUOTA = 5;
 const NODE_ID = 'workers-node';
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
