@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -7,25 +7,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { md5, waitFor } from '../support/image-assertions.js';
+import { glanceCliAvailable } from '../support/glance-cli.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const run = promisify(execFile);
 
-function hasGlanceCli(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v glance'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const hasGlance = hasGlanceCli();
-if (!hasGlance && process.env.REQUIRE_GLANCE_CLIENT === '1') {
-  throw new Error(
-    'REQUIRE_GLANCE_CLIENT=1 but `glance` is not installed: apt-get install python3-glanceclient',
-  );
-}
+const hasGlance = glanceCliAvailable();
 
 const DATA = randomBytes(256 * 1024 + 11);
 const REMOTE = randomBytes(128 * 1024 + 5);

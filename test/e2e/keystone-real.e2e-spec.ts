@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -7,24 +7,14 @@ import { promisify } from 'node:util';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { md5 } from '../support/image-assertions.js';
+import { glanceCliAvailable } from '../support/glance-cli.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { TEST_DATABASE } from '../support/test-database.js';
 
 const run = promisify(execFile);
 
-function hasGlanceCli(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v glance'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 // Needs Debian's python3-glanceclient; REQUIRE_GLANCE_CLIENT=1 (.ci/run) makes its absence an error.
-const hasGlance = hasGlanceCli();
-if (!hasGlance && process.env.REQUIRE_GLANCE_CLIENT === '1') {
-  throw new Error('REQUIRE_GLANCE_CLIENT=1 but `glance` is not installed');
-}
+const hasGlance = glanceCliAvailable();
 
 /** KEY=VALUE lines written by keystone.sh start (started by the global setup). */
 function keystoneEnv(): Record<string, string> {
