@@ -63,7 +63,7 @@ async function hangUp(port, method, path, headers, length, sent) {
 
 export class SoakState {
   constructor() {
-    /** id → { owner, expect: 'active'|'killed'|'deleted'|'queued'|'active-or-deleted'..., md5?, size? } */
+    /** id → { owner, expect: 'active'|'killed'|'deleted'|'queued'|'active-or-deleted'..., md5?, size?, checksum? (when not md5: null = none) } */
     this.images = new Map();
     this.requests = 0;
     this.violations = [];
@@ -85,8 +85,13 @@ function scenarios(port, state, maxBytes) {
     if (Math.random() < 0.5) headers['x-image-meta-checksum'] = md5(body);
     const res = await request(port, { method: 'POST', path: '/v1/images', headers, body });
     state.note(res, 'upload');
-    if (res.status === 201) state.images.set(id, { owner, expect: 'active', md5: md5(body), size: body.length });
-    else if (!res.error) state.violations.push(`upload ${id}: HTTP ${res.status}`);
+    if (res.status === 201) {
+      if (body.length > 0) state.images.set(id, { owner, expect: 'active', md5: md5(body), size: body.length });
+      // No body is Glance v1's reserve: active (with no data, checksum only if sent) when size 0 was given, else queued.
+      else if (headers['x-image-meta-size'] !== undefined)
+        state.images.set(id, { owner, expect: 'active', md5: md5(body), checksum: headers['x-image-meta-checksum'] ?? null, size: 0 });
+      else state.images.set(id, { owner, expect: 'queued' });
+    } else if (!res.error) state.violations.push(`upload ${id}: HTTP ${res.status}`);
     return id;
   };
   const reserve = async (owner) => {
@@ -158,7 +163,7 @@ function scenarios(port, state, maxBytes) {
     async cutDownload(owner) {
       const id = await upload(owner);
       const entry = state.images.get(id);
-      if (!entry || entry.size === 0) return;
+      if (!entry || !(entry.size > 0)) return;
       await new Promise((resolve) => {
         const req = http.get({ host: '127.0.0.1', port, path: `/v1/images/${id}`, headers: tenant(owner), agent: false }, (res) => {
           res.once('data', () => { req.destroy(); resolve(); });
@@ -262,7 +267,8 @@ export async function checkInvariants({ port, storeDir, state, graceMs = 3000 })
     if (status !== 'active') continue;
     active.set(id, entry);
     const res = await request(port, { method: 'GET', path: `/v1/images/${id}`, headers: tenant(entry.owner) });
-    if (res.status !== 200 || md5(res.body) !== entry.md5 || res.headers['x-image-meta-checksum'] !== entry.md5)
+    const checksum = entry.checksum === undefined ? entry.md5 : entry.checksum;
+    if (res.status !== 200 || md5(res.body) !== entry.md5 || (res.headers['x-image-meta-checksum'] ?? null) !== checksum)
       violations.push(`image ${id}: bytes differ from what was sent (HTTP ${res.status}, ${res.body?.length} of ${entry.size} bytes)`);
   }
 
