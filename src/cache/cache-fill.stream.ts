@@ -23,6 +23,8 @@ export interface FillOutcome {
 export class CacheFillStream extends Transform {
   private readonly md5: Hash = createHash('md5');
   private bytes = 0;
+  /** Bytes on disk: the client never has a byte before the cache file has it. */
+  private written = 0;
   private failed = false;
   private finished = false;
 
@@ -34,6 +36,7 @@ export class CacheFillStream extends Transform {
   constructor(
     private readonly handle: FileHandle,
     private readonly outcome: FillOutcome,
+    private readonly expectedSize: number,
   ) {
     super({ highWaterMark: 1024 * 1024 });
   }
@@ -48,7 +51,10 @@ export class CacheFillStream extends Transform {
     this.bytes += chunk.length;
     if (this.failed) return done(null, chunk);
     this.handle.write(chunk, 0, chunk.length, position).then(
-      () => done(null, chunk),
+      () => {
+        this.written += chunk.length;
+        done(null, chunk);
+      },
       (err: Error) => {
         this.fail(err);
         done(null, chunk);
@@ -57,13 +63,11 @@ export class CacheFillStream extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    this.finished = true;
-    if (this.failed) return done();
-    void this.handle
-      .close()
-      .then(() => this.outcome.finish(this.md5.digest('hex'), this.bytes))
-      .catch((err: Error) => this.outcome.writeFailed(err))
-      .finally(() => done());
+    if (this.failed) {
+      this.finished = true;
+      return done();
+    }
+    void this.commit().finally(() => done());
   }
 
   override _destroy(
@@ -71,11 +75,26 @@ export class CacheFillStream extends Transform {
     done: (error: Error | null) => void,
   ): void {
     if (!this.finished && !this.failed) {
-      this.failed = true;
-      void this.handle.close().catch(() => undefined);
-      this.outcome.abandon();
+      if (this.written === this.expectedSize) {
+        // Every byte is on disk: a client that hangs up as soon as it has the
+        // whole body (curl, Content-Length) may beat the store's end signal.
+        void this.commit();
+      } else {
+        this.failed = true;
+        void this.handle.close().catch(() => undefined);
+        this.outcome.abandon();
+      }
     }
     done(err);
+  }
+
+  /** Closes the file and lets the outcome decide (md5 and size) whether it becomes an entry. */
+  private commit(): Promise<void> {
+    this.finished = true;
+    return this.handle
+      .close()
+      .then(() => this.outcome.finish(this.md5.digest('hex'), this.bytes))
+      .catch((err: Error) => this.outcome.writeFailed(err));
   }
 
   private fail(err: Error): void {

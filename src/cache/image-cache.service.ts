@@ -419,7 +419,7 @@ export class ImageCache implements OnModuleInit, OnModuleDestroy {
         void end(true);
       },
       abandon: () => void end(true),
-    });
+    }, size);
     tee.once('close', () => this.metrics.backendBytes.inc(tee.bytesIn));
     pipeline(source, tee).catch(() => undefined);
     return { size, reader: null, stream: tee };

@@ -324,6 +324,35 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
       }
     });
 
+    it('keeps a fill whose client hung up as soon as it had every byte, before the store signalled its end', async () => {
+      const data = randomBytes(256 * KiB);
+      let gets = 0;
+      // Chunked, with the end 300 ms after the last byte: the client has the
+      // whole body (Content-Length) long before the store's stream ends.
+      const backend = http.createServer((req, res) => {
+        if (req.method === 'HEAD') return res.writeHead(200, { 'content-length': data.length }).end();
+        gets++;
+        res.writeHead(200);
+        res.write(data);
+        setTimeout(() => res.end(), 300);
+      });
+      await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+      try {
+        const { port: backendPort } = backend.address() as { port: number };
+        const id = await remoteImage(t, `http://127.0.0.1:${backendPort}/slow-end.raw`, data);
+        // A connection without keep-alive: the client closes once the body is complete.
+        const first = await rawRequest(await portOf(t), { method: 'GET', path: `/v1/images/${id}`, headers: ADMIN });
+        expect(first.status).toBe(200);
+        expect(md5(first.body)).toBe(md5(data));
+        await until(() => t.app.get(ImageCache).isCached(id));
+        const second = await download(t, id);
+        expect(md5(second.body)).toBe(md5(data));
+        expect(gets).toBe(1);
+      } finally {
+        await new Promise<void>((r) => backend.close(() => r()));
+      }
+    });
+
     it('moves a fill whose md5 does not match to invalid/, serves the client, and clean removes it', async () => {
       const data = randomBytes(100 * KiB);
       const wrong = Buffer.from(data);
