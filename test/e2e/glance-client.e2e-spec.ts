@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { md5, waitFor } from '../support/image-assertions.js';
 import { glanceCliAvailable } from '../support/glance-cli.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { clientEnv } from '../support/client-env.js';
 
 const run = promisify(execFile);
 
@@ -61,13 +62,7 @@ describe.skipIf(!hasGlance)(
      * stdin that is not a TTY, and a closed one tells it there is none.
      */
     async function glance(...args: string[]): Promise<string> {
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        NO_PROXY: '*',
-        no_proxy: '*',
-      };
-      for (const key of Object.keys(env))
-        if (key.startsWith('OS_')) delete env[key];
+      const env = clientEnv();
       const common = [
         '--os-image-api-version',
         '1',

@@ -21,9 +21,10 @@ import { StoreRegistry } from '../../src/stores/store.registry.js';
 import { countingBackend } from '../support/counting-backend.js';
 import { binaryParser, md5, waitFor } from '../support/image-assertions.js';
 import { createImage } from '../support/image-builder.js';
-import { portOf, rawRequest } from '../support/raw-http.js';
+import { portOf, rawRequest, type RawResponse } from '../support/raw-http.js';
 import { ADMIN, as, createTestApp, type TestApp } from '../support/test-app.js';
 import { createTestDatabase, TEST_DATABASE } from '../support/test-database.js';
+import { mountTmpfs } from '../support/tmpfs.js';
 
 const run = promisify(execFile);
 const KiB = 1024;
@@ -48,6 +49,33 @@ async function download(
     .set(headers)
     .buffer(true)
     .parse(binaryParser);
+}
+
+/**
+ * `n` downloads of one image at once, each on its own connection (spread
+ * over `ports`), each checked complete and byte-exact.
+ */
+async function downloadAtOnce(
+  ports: number[],
+  id: string,
+  n: number,
+  data: Buffer,
+): Promise<RawResponse[]> {
+  const results = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      rawRequest(ports[i % ports.length], {
+        method: 'GET',
+        path: `/v1/images/${id}`,
+        headers: ADMIN,
+      }),
+    ),
+  );
+  for (const r of results) {
+    expect(r.status).toBe(200);
+    expect(r.aborted).toBe(false);
+    expect(md5(r.body)).toBe(md5(data));
+  }
+  return results;
 }
 
 async function metric(t: TestApp, name: string): Promise<number> {
@@ -174,20 +202,7 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
           'glance_image_cache_backend_bytes_total',
         );
         const port = await portOf(t);
-        const results = await Promise.all(
-          Array.from({ length: 16 }, () =>
-            rawRequest(port, {
-              method: 'GET',
-              path: `/v1/images/${id}`,
-              headers: ADMIN,
-            }),
-          ),
-        );
-        for (const r of results) {
-          expect(r.status).toBe(200);
-          expect(r.aborted).toBe(false);
-          expect(md5(r.body)).toBe(md5(data));
-        }
+        await downloadAtOnce([port], id, 16, data);
         expect(backend.state).toEqual({ gets: 1, rangeGets: 0 });
         expect(await metric(t, 'glance_image_cache_backend_bytes_total')).toBe(
           before + data.length,
@@ -210,16 +225,7 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
       try {
         const id = await remoteImage(t, backend.url, data);
         const ports = [await portOf(t), await portOf(worker)];
-        const results = await Promise.all(
-          Array.from({ length: 8 }, (_, i) =>
-            rawRequest(ports[i % 2], {
-              method: 'GET',
-              path: `/v1/images/${id}`,
-              headers: ADMIN,
-            }),
-          ),
-        );
-        for (const r of results) expect(md5(r.body)).toBe(md5(data));
+        await downloadAtOnce(ports, id, 8, data);
         expect(backend.state).toEqual({ gets: 1, rangeGets: 0 });
         // Clients have every byte a moment before the filler's commit (rename + row).
         await until(() => worker.app.get(ImageCache).isCached(id));
@@ -589,7 +595,7 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
     it.runIf(process.getuid?.() === 0)(
       'a cache folder that fills up mid-download leaves every download complete and correct',
       async () => {
-        const fullDir = mountTmpfs('1m');
+        const fullDir = mountTmpfs('1m', 'glance-full-cache-');
         expect(fullDir).not.toBeNull();
         const t = await createTestApp({
           IMAGE_CACHE_DIR: fullDir!,
@@ -600,20 +606,7 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
         try {
           const id = await remoteImage(t, backend.url, data);
           const port = await portOf(t);
-          const results = await Promise.all(
-            Array.from({ length: 4 }, () =>
-              rawRequest(port, {
-                method: 'GET',
-                path: `/v1/images/${id}`,
-                headers: ADMIN,
-              }),
-            ),
-          );
-          for (const r of results) {
-            expect(r.status).toBe(200);
-            expect(r.aborted).toBe(false);
-            expect(md5(r.body)).toBe(md5(data));
-          }
+          await downloadAtOnce([port], id, 4, data);
           expect(
             await metric(t, 'glance_image_cache_write_failures_total'),
           ).toBeGreaterThanOrEqual(1);
@@ -681,21 +674,8 @@ describe.runIf(TEST_DATABASE === 'sqlite' && !!env.SWIFT_AUTH_URL)(
       const image = await createImage(t, { data });
       const before = await metric(t, 'glance_image_cache_backend_bytes_total');
       const port = await portOf(t);
-      const results = await Promise.all(
-        Array.from({ length: 16 }, () =>
-          rawRequest(port, {
-            method: 'GET',
-            path: `/v1/images/${image.id}`,
-            headers: ADMIN,
-          }),
-        ),
-      );
-      for (const r of results) {
-        expect(r.status).toBe(200);
-        expect(r.aborted).toBe(false);
-        expect(md5(r.body)).toBe(md5(data));
-        expect(r.headers.etag).toBe(md5(data));
-      }
+      const results = await downloadAtOnce([port], image.id, 16, data);
+      for (const r of results) expect(r.headers.etag).toBe(md5(data));
       expect(await metric(t, 'glance_image_cache_backend_bytes_total')).toBe(
         before + data.length,
       );
@@ -887,16 +867,3 @@ describe.runIf(TEST_DATABASE === 'sqlite' || TEST_DATABASE === 'postgres')(
     });
   },
 );
-
-function mountTmpfs(size: string): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'glance-full-cache-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], {
-      stdio: 'ignore',
-    });
-    return dir;
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-    return null;
-  }
-}

@@ -10,6 +10,7 @@ import { md5 } from '../support/image-assertions.js';
 import { glanceCliAvailable } from '../support/glance-cli.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { TEST_DATABASE } from '../support/test-database.js';
+import { clientEnv } from '../support/client-env.js';
 
 const run = promisify(execFile);
 
@@ -121,13 +122,7 @@ describe.runIf(TEST_DATABASE === 'sqlite')(
 
     /** `glance` with password auth: the image endpoint comes from the token's catalog. */
     async function glance(...args: string[]): Promise<string> {
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        NO_PROXY: '*',
-        no_proxy: '*',
-      };
-      for (const key of Object.keys(env))
-        if (key.startsWith('OS_')) delete env[key];
+      const env = clientEnv();
       const auth = [
         '--os-image-api-version',
         '1',

@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -8,6 +8,8 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { TEST_DATABASE } from '../support/test-database.js';
+import { clientEnv } from '../support/client-env.js';
+import { md5 } from '../support/image-assertions.js';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
@@ -37,20 +39,7 @@ if (!available && process.env.REQUIRE_OPENSTACK_CLIENTS === '1') {
 
 const DATA = randomBytes(300 * 1024 + 7);
 const byText = (a: string, b: string) => a.localeCompare(b);
-const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-/** Environment for Debian's Python clients: no proxies, no OS_* from the caller. */
-function clientEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NO_PROXY: '*',
-    no_proxy: '*',
-  };
-  for (const key of Object.keys(env))
-    if (key.startsWith('OS_')) delete env[key];
-  delete env.PYTHONPATH;
-  return env;
-}
 
 // The clients speak to the HTTP API only: the database makes no difference to them,
 // so this runs once (SQLite) instead of three times. Needs Debian's

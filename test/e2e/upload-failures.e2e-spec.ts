@@ -1,9 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +23,7 @@ import {
   slowBody,
 } from '../support/raw-http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { mountTmpfs } from '../support/tmpfs.js';
 
 const CAP = 1000;
 
@@ -365,21 +364,8 @@ describe('uploads that fail (IMAGE_SIZE_CAP=1000)', () => {
   });
 });
 
-/** Mounts a tmpfs of `size` at a new folder; null where mounting is not allowed (not root). */
-function mountTmpfs(size: string): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'glance-full-store-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], {
-      stdio: 'ignore',
-    });
-    return dir;
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-    return null;
-  }
-}
 
-const fullStoreDir = mountTmpfs('1m');
+const fullStoreDir = mountTmpfs('1m', 'glance-full-store-');
 
 // A store that runs out of space needs a small filesystem: a tmpfs, which
 // only root may mount (CI runs as root; a developer's non-root run skips).
