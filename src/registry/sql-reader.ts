@@ -11,6 +11,13 @@ interface SqliteConnection {
 /** Prepared statements kept per SQL text (the hot queries have few shapes). */
 const MAX_CACHED_STATEMENTS = 256;
 
+/** A statement prepared with its boolean parameters written into the SQL. */
+interface PreparedRead {
+  statement: Statement;
+  /** Positions of the parameters still bound (the non-boolean ones). */
+  bound: number[];
+}
+
 /**
  * Read queries on the hot paths (list, show, HEAD) as plain SQL with `?`
  * placeholders: on SQLite through cached better-sqlite3 statements, elsewhere
@@ -18,8 +25,8 @@ const MAX_CACHED_STATEMENTS = 256;
  * query builder and entity hydration cost more than the queries themselves here.
  */
 export class SqlReader {
-  private readonly statements = new Map<string, Statement>();
-  private readonly rawStatements = new Map<string, Statement>();
+  private readonly statements = new Map<string, PreparedRead>();
+  private readonly rawStatements = new Map<string, PreparedRead>();
   readonly kind: 'sqlite' | 'postgres' | 'mysql';
 
   constructor(private readonly db: DataSource) {
@@ -48,9 +55,7 @@ export class SqlReader {
   }
 
   async all<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
-    if (this.kind === 'sqlite') {
-      return this.statement(sql).all(...params.map(sqliteValue)) as T[];
-    }
+    if (this.kind === 'sqlite') return this.sqliteAll(sql, params, false) as T[];
     if (this.kind === 'postgres') {
       let n = 0;
       return this.db.query(
@@ -66,31 +71,64 @@ export class SqlReader {
    * per row, which costs more than the query itself on the list path.
    */
   async rows(sql: string, params: readonly unknown[]): Promise<unknown[][]> {
-    if (this.kind === 'sqlite') {
-      return this.statement(sql, true).all(
-        ...params.map(sqliteValue),
-      ) as unknown[][];
-    }
+    if (this.kind === 'sqlite')
+      return this.sqliteAll(sql, params, true) as unknown[][];
     const rows = await this.all<Record<string, unknown>>(sql, params);
     return rows.map((row) => Object.values(row));
   }
 
-  private statement(sql: string, raw = false): Statement {
+  /**
+   * Booleans (deleted, is_public, protected flags) go into the SQL as 0/1
+   * rather than as bound parameters: this better-sqlite3 is built with
+   * SQLITE_ENABLE_STAT4, and a statement whose bound value on an indexed
+   * column may change its plan is re-prepared at every bind (about 35-40 us
+   * per statement here, more than reading a page of 20 rows). Two values per
+   * flag keep the statement shapes few.
+   */
+  private sqliteAll(
+    sql: string,
+    params: readonly unknown[],
+    raw: boolean,
+  ): unknown[] {
+    let shape = '';
+    for (const p of params)
+      shape += typeof p === 'boolean' ? (p ? '1' : '0') : '?';
+    const key = `${shape}\u0000${sql}`;
     const cache = raw ? this.rawStatements : this.statements;
-    let statement = cache.get(sql);
-    if (!statement) {
+    let prepared = cache.get(key);
+    if (!prepared) {
       if (cache.size >= MAX_CACHED_STATEMENTS) cache.clear();
-      const connection = (
-        this.db.driver as unknown as { databaseConnection: SqliteConnection }
-      ).databaseConnection;
-      statement = connection.prepare(sql);
-      if (raw) statement.raw(true);
-      cache.set(sql, statement);
+      prepared = this.prepare(sql, shape, raw);
+      cache.set(key, prepared);
     }
-    return statement;
+    const values = prepared.bound.map((n) => params[n]);
+    return prepared.statement.all(...values);
   }
-}
 
-function sqliteValue(value: unknown): unknown {
-  return typeof value === 'boolean' ? (value ? 1 : 0) : value;
+  private prepare(sql: string, shape: string, raw: boolean): PreparedRead {
+    // The hot SQL has no '?' inside string literals: each one is a placeholder.
+    const parts = sql.split('?');
+    if (parts.length - 1 !== shape.length) {
+      throw new Error(
+        `${shape.length} parameters for ${parts.length - 1} placeholders`,
+      );
+    }
+    let text = parts[0];
+    const bound: number[] = [];
+    for (let n = 0; n < shape.length; n++) {
+      if (shape[n] === '?') {
+        text += '?';
+        bound.push(n);
+      } else {
+        text += shape[n];
+      }
+      text += parts[n + 1];
+    }
+    const connection = (
+      this.db.driver as unknown as { databaseConnection: SqliteConnection }
+    ).databaseConnection;
+    const statement = connection.prepare(text);
+    if (raw) statement.raw(true);
+    return { statement, bound };
+  }
 }
