@@ -4,20 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageSizeMismatchError } from '../stores/file-image.reader.js';
 import type { ImageReader } from '../stores/image-store.interface.js';
 import { drainOrClose, writeChunk } from '../common/writable-ops.js';
+import {
+  giveBackReadBuffers,
+  READ_CHUNK,
+  READ_SLOTS,
+  takeReadBuffers,
+} from '../stores/read-buffer-pool.js';
 
-/**
- * Four 512 KiB buffers per reader (2 MiB): a boot storm has many readers at
- * once. In the bench this sends as fast, per CPU second, as the file store's
- * four 1 MiB buffers with half their memory; two slots were ~25% slower.
- */
-const CHUNK = 512 * 1024;
-const SLOTS = 4;
 /** How often a reader that caught up with the filler looks for more bytes. */
 const POLL_MS = 5;
 
-const idle: Buffer[] = [];
-/** Idle read buffers kept for the next reader (bounded: memory never grows with readers). */
-const MAX_IDLE = 16;
 
 /** What a reader of a growing file needs to know about the fill it follows. */
 export interface FillWatch {
@@ -48,10 +44,8 @@ export class GrowingFileReader implements ImageReader {
   ) {}
 
   async pipeTo(out: Writable, expected: number): Promise<number> {
-    const buffers = Array.from(
-      { length: SLOTS },
-      () => idle.pop() ?? Buffer.allocUnsafe(CHUNK),
-    );
+    // The file store's shared read pool: a boot storm has many readers at once.
+    const buffers = takeReadBuffers();
     const inFlight: Promise<void>[] = buffers.map(() => Promise.resolve());
     let sent = 0;
     let fromStore = 0;
@@ -64,7 +58,7 @@ export class GrowingFileReader implements ImageReader {
         const { bytesRead } = await this.handle.read(
           buffer,
           0,
-          Math.min(CHUNK, expected - sent),
+          Math.min(READ_CHUNK, expected - sent),
           sent,
         );
         if (out.destroyed) throw new Error('destination closed');
@@ -85,7 +79,7 @@ export class GrowingFileReader implements ImageReader {
         inFlight[slot] = writeChunk(out, buffer.subarray(0, bytesRead));
         sent += bytesRead;
         if (out.writableNeedDrain) await drainOrClose(out);
-        slot = (slot + 1) % SLOTS;
+        slot = (slot + 1) % READ_SLOTS;
       }
       await Promise.all(inFlight);
       if (sent < expected) {
@@ -112,7 +106,7 @@ export class GrowingFileReader implements ImageReader {
       return sent + fromStore;
     } finally {
       await Promise.allSettled(inFlight);
-      for (const b of buffers) if (idle.length < MAX_IDLE) idle.push(b);
+      giveBackReadBuffers(buffers);
       await this.close();
       this.watch.done(sent, fromStore, sent + fromStore === expected);
     }

@@ -2,6 +2,12 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { ImageReader } from './image-store.interface.js';
 import { drainOrClose, writeChunk } from '../common/writable-ops.js';
+import {
+  giveBackReadBuffers,
+  READ_CHUNK,
+  READ_SLOTS,
+  takeReadBuffers,
+} from './read-buffer-pool.js';
 
 /** The stored bytes do not match the size the caller expects. */
 export class ImageSizeMismatchError extends Error {
@@ -14,26 +20,8 @@ export class ImageSizeMismatchError extends Error {
   }
 }
 
-const CHUNK = 1024 * 1024;
-/** Buffers in rotation: enough to keep the disk and the socket busy at once. */
-const SLOTS = 4;
-
 /**
- * Read buffers outlive a download: fresh 1 MiB buffers per request would sit
- * dead in memory until a GC. One download's worth is kept for the next.
- */
-const idleBuffers: Buffer[] = [];
-
-function takeBuffers(): Buffer[] {
-  return Array.from({ length: SLOTS }, () => idleBuffers.pop() ?? Buffer.allocUnsafe(CHUNK));
-}
-
-function giveBack(buffers: Buffer[]): void {
-  for (const buffer of buffers) if (idleBuffers.length < SLOTS) idleBuffers.push(buffer);
-}
-
-/**
- * Sends a file with four reused 1 MiB buffers: a buffer is read into again
+ * Sends a file with READ_SLOTS buffers of the shared read pool: a buffer is read into again
  * only after the destination's write callback said it is done with it. A
  * file shorter or longer than expected fails before its last chunk is sent,
  * so a client never receives a complete-looking wrong body.
@@ -45,29 +33,29 @@ export class FileImageReader implements ImageReader {
   ) {}
 
   async pipeTo(out: Writable, expected: number): Promise<number> {
-    const buffers = takeBuffers();
-    const inFlight: Promise<void>[] = Array.from({ length: SLOTS }, () => Promise.resolve());
+    const buffers = takeReadBuffers();
+    const inFlight: Promise<void>[] = buffers.map(() => Promise.resolve());
     let sent = 0;
     let slot = 0;
     try {
       while (sent < expected) {
         await inFlight[slot];
         const buffer = buffers[slot];
-        const { bytesRead } = await this.handle.read(buffer, 0, Math.min(CHUNK, expected - sent), sent);
+        const { bytesRead } = await this.handle.read(buffer, 0, Math.min(READ_CHUNK, expected - sent), sent);
         if (bytesRead === 0) throw new ImageSizeMismatchError(expected, sent);
         if (sent + bytesRead === expected) await this.assertEndsAt(expected);
         if (out.destroyed) throw new Error('destination closed');
         inFlight[slot] = writeChunk(out, buffer.subarray(0, bytesRead));
         sent += bytesRead;
         if (out.writableNeedDrain) await drainOrClose(out);
-        slot = (slot + 1) % SLOTS;
+        slot = (slot + 1) % READ_SLOTS;
       }
       await Promise.all(inFlight);
       return sent;
     } finally {
       // Only once the socket is done with every buffer may another download refill them.
       await Promise.allSettled(inFlight);
-      giveBack(buffers);
+      giveBackReadBuffers(buffers);
       await this.close();
     }
   }
