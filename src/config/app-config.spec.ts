@@ -12,7 +12,7 @@ describe('loadConfig', () => {
     expect(config.DATABASE_URL).toBe('sqlite:data/glance.sqlite');
     expect(config.AUTH_STRATEGY).toBe('noauth');
     expect(config.HASH_WORKERS).toBe(Math.min(2, availableParallelism()));
-    expect(config.HASH_MAX_SLABS).toBe(16);
+    expect(config.HASH_MAX_SLABS).toBe(8);
     expect(config.DISK_FORMATS).toContain('qcow2');
   });
 

@@ -168,7 +168,7 @@ export class AppConfig {
    * number of concurrent uploads.
    */
   @Transform(toInt) @IsInt() @Min(1)
-  HASH_MAX_SLABS = 16;
+  HASH_MAX_SLABS = 8;
 
   /**
    * Seconds a client connection may stay silent mid-request (Glance's

@@ -261,6 +261,47 @@ describe('DigestStream', () => {
     }
   });
 
+  it('ends idle workers after idleWorkerMs and hashes the next stream with fresh ones', async () => {
+    const own = new HashWorkerPool({ workers: 2, idleWorkerMs: 100 });
+    try {
+      const first = randomData(2 * MiB + 7, 500);
+      expect((await digestOf(randomChunks(first, 501, 64 * 1024), own)).result).toEqual(
+        expected(first),
+      );
+      expect(own.runningWorkers).toBe(2);
+      await vi.waitFor(() => expect(own.runningWorkers).toBe(0), { timeout: 2000 });
+      // The slabs stay allocated for the next workers.
+      expect(own.allocatedSlabs).toBeGreaterThan(0);
+      const second = randomData(3 * MiB + 11, 502);
+      expect((await digestOf(randomChunks(second, 503, 64 * 1024), own)).result).toEqual(
+        expected(second),
+      );
+      expect(own.runningWorkers).toBe(2);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('keeps its workers while a stream is open, however long it lasts', async () => {
+    const own = new HashWorkerPool({ idleWorkerMs: 50 });
+    try {
+      const data = randomData(MiB + 3, 510);
+      const digest = new DigestStream({ pool: own });
+      const sink = new HashingSink();
+      const source = new Readable({ read() {} });
+      const done = pipeline(source, digest, sink);
+      source.push(data.subarray(0, 1000));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(own.runningWorkers).toBe(1);
+      source.push(data.subarray(1000));
+      source.push(null);
+      await done;
+      expect(await digest.result()).toEqual(expected(data));
+    } finally {
+      await own.close();
+    }
+  });
+
   it('fails open streams when a worker dies and hashes the next stream with new workers', async () => {
     const own = new HashWorkerPool();
     try {

@@ -34,10 +34,17 @@ export interface HashWorkerPoolOptions {
   maxSlabs?: number;
   /** Hash md5 and sha512 of one stream on two workers at once (needs workers >= 2). */
   splitAlgorithms?: boolean;
+  /** Milliseconds without an open stream after which the workers end (DEFAULT_IDLE_WORKER_MS). */
+  idleWorkerMs?: number;
 }
 
 export const DEFAULT_SLAB_SIZE = 1024 * 1024;
-export const DEFAULT_MAX_SLABS = 16;
+export const DEFAULT_MAX_SLABS = 8;
+/**
+ * Workers idle this long are ended: each is a whole isolate (~12 MiB), and
+ * the service should give that back after a burst of uploads.
+ */
+export const DEFAULT_IDLE_WORKER_MS = 3000;
 type Algorithm = 'md5' | 'sha512';
 
 // Plain CommonJS so it runs via `eval: true` from dist/ and under Vitest alike.
@@ -142,6 +149,8 @@ export class HashWorkerPool {
   private nextStreamId = 1;
   private nextSlabIndex = 0;
   private closedWith: Error | undefined;
+  private readonly idleWorkerMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(options: HashWorkerPoolOptions = {}) {
     const workers = options.workers ?? 1;
@@ -149,6 +158,7 @@ export class HashWorkerPool {
     this.slabSize = options.slabSize ?? DEFAULT_SLAB_SIZE;
     this.maxSlabs = options.maxSlabs ?? DEFAULT_MAX_SLABS;
     this.split = (options.splitAlgorithms ?? false) && workers >= 2;
+    this.idleWorkerMs = options.idleWorkerMs ?? DEFAULT_IDLE_WORKER_MS;
     if (!Number.isInteger(this.maxSlabs) || this.maxSlabs <= 0) {
       throw new RangeError('maxSlabs must be a positive integer');
     }
@@ -181,6 +191,7 @@ export class HashWorkerPool {
 
   open(handlers: HashStreamHandlers): number {
     if (this.closedWith) throw this.closedWith;
+    clearTimeout(this.idleTimer);
     if (this.workers.length === 0) this.startWorkers();
     const id = this.nextStreamId++;
     const byLoad = [...this.workers].sort((a, b) => a.streams - b.streams);
@@ -313,11 +324,24 @@ export class HashWorkerPool {
     this.streams.clear();
     this.slabWaiters.length = 0;
     for (const slab of this.slabs.values()) this.recycle(slab);
+    clearTimeout(this.idleTimer);
     for (const state of states) {
       state.finish?.reject(error);
       state.handlers.onFailure(error);
     }
     return Promise.all(workers.map(({ thread }) => thread.terminate()));
+  }
+
+  /**
+   * Ends the workers once no stream is open. Every slab is idle by then (a
+   * worker acknowledges a stream's slabs before its final reply), and stays
+   * allocated for the workers the next stream starts.
+   */
+  private stopIdleWorkers(): void {
+    if (this.streams.size > 0 || this.closedWith) return;
+    const workers = this.workers;
+    this.workers = [];
+    for (const { thread } of workers) void thread.terminate();
   }
 
   private spawn(n: number): HashWorker {
@@ -361,7 +385,11 @@ export class HashWorkerPool {
     if (--state.openWorkers > 0) return;
     this.streams.delete(reply.id);
     for (const { worker } of state.workers) worker.streams--;
-    if (this.streams.size === 0) this.setRef(false);
+    if (this.streams.size === 0) {
+      this.setRef(false);
+      this.idleTimer = setTimeout(() => this.stopIdleWorkers(), this.idleWorkerMs);
+      this.idleTimer.unref();
+    }
     const { md5, sha512 } = state.digests;
     if (md5 !== undefined && sha512 !== undefined) {
       state.finish?.resolve({ md5, sha512 });
