@@ -11,13 +11,19 @@ import { pathToFileURL } from 'node:url';
 import { isRunning, run, stopChild, track } from './children.mjs';
 import { freePort, waitUntilAnswers } from './http-client.mjs';
 
-/** The node flags `npm run start:prod` gives the service, so the bench runs it as deployed. */
-export function startNodeFlags(root) {
+/**
+ * The environment assignments and node flags `npm run start:prod` gives the
+ * service, so the bench runs it as deployed.
+ */
+export function startNodeCommand(root) {
   const script = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
     .scripts['start:prod'];
-  const m = /^node\s+(.*?)\s*dist\/src\/main\.js$/.exec(script);
+  const m = /^((?:\w+=\S+\s+)*)node\s+(.*?)\s*dist\/src\/main\.js$/.exec(script);
   if (!m) throw new Error(`unexpected start:prod script: ${script}`);
-  return m[1].split(/\s+/).filter(Boolean);
+  const env = Object.fromEntries(
+    m[1].split(/\s+/).filter(Boolean).map((a) => a.split('=', 2)),
+  );
+  return { env, flags: m[2].split(/\s+/).filter(Boolean) };
 }
 
 function mtimeOrZero(path) {
@@ -102,7 +108,9 @@ export async function startService({
   databaseUrl,
 }) {
   const port = await freePort();
+  const command = startNodeCommand(root);
   const env = {
+    ...command.env,
     ...process.env,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -122,7 +130,7 @@ export async function startService({
     spawn(
       process.execPath,
       [
-        ...startNodeFlags(root),
+        ...command.flags,
         // e.g. BENCH_SERVICE_NODE_ARGS=--trace-gc to look into a slow phase.
         ...(process.env.BENCH_SERVICE_NODE_ARGS ?? '')
           .split(/\s+/)
