@@ -3,7 +3,7 @@
 // between runs, seeded once with HOT_SEED_COUNT reserve-only images and 200
 // active empty ones), loads each endpoint and prints CPU per request; with
 // HOT_PROFILE=1 a separate profiled pass per endpoint.
-//   flock /tmp/bench.lock node bench/hot-paths.mjs [list,brief,head,get]
+//   flock /tmp/bench.lock node bench/hot-paths.mjs [list,brief,head,get,floor]
 //   HOT_SECONDS (default 8) per endpoint; HOT_ROOT=<checkout with dist/> to run another build
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -69,6 +69,8 @@ const ENDPOINTS = {
   brief: { label: 'GET /v1/images', method: 'GET', path: '/v1/images' },
   head: { label: 'HEAD /v1/images/{id}', method: 'HEAD', ids: idsFile },
   get: { label: 'GET /v1/images/{active empty id}', method: 'GET', ids: activeFile },
+  // The floor under every route: the same middleware chain, no registry, a 300 with a tiny body.
+  floor: { label: 'GET /v1 (versions, no registry)', method: 'GET', path: '/v1' },
 };
 const wanted = (process.argv[2] ?? 'list,brief,head,get').split(',');
 const seconds = Number(process.env.HOT_SECONDS ?? 8);
