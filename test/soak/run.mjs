@@ -32,7 +32,14 @@ try {
   const state = await runLoad({ port: server.port, seconds: minutes * 60, clients, log: console.log });
   const violations = await checkInvariants({ port: server.port, storeDir, state });
   console.log(`${state.images.size} images checked, ${violations.length} violation(s)`);
-  for (const v of violations.slice(0, 50)) console.log(`  ${v}`);
+  // By kind (ids and numbers folded), then the first few in full.
+  const kinds = new Map();
+  for (const v of violations) {
+    const kind = v.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '<id>').replace(/\d+/g, 'N');
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  for (const [kind, n] of kinds) console.log(`  ${n} x ${kind.slice(0, 200)}`);
+  for (const v of violations.slice(0, 20)) console.log(`  ${v}`);
   failed = violations.length > 0;
 } finally {
   const { code, signal } = await server.stop();

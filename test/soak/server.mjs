@@ -1,7 +1,7 @@
 // Starts the service as a real child process for the soak load.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { request } from './soak-load.mjs';
+import { request, SOAK_STORAGE_QUOTA } from './soak-load.mjs';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -28,6 +28,7 @@ export async function startServer({ mainJs, cwd, env }) {
       LOG_FORMAT: 'text',
       ACCESS_LOG: 'false',
       NOTIFICATION_DRIVER: 'noop',
+      USER_STORAGE_QUOTA: String(SOAK_STORAGE_QUOTA),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

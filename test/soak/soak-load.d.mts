@@ -16,3 +16,4 @@ export function checkInvariants(options: {
   state: SoakState;
   graceMs?: number;
 }): Promise<string[]>;
+export const SOAK_STORAGE_QUOTA: number;

@@ -10,6 +10,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 
 const MiB = 1024 * 1024;
+/** USER_STORAGE_QUOTA of the soak's server: never reached by the load, probed by the quota invariant. */
+export const SOAK_STORAGE_QUOTA = 64 * 1024 * MiB;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const md5 = (b) => createHash('md5').update(b).digest('hex');
 const pick = (a) => a[Math.floor(Math.random() * a.length)];
@@ -160,6 +162,26 @@ function scenarios(port, state, maxBytes) {
       if (![200, 404, 409, 412].includes(up.status) && !up.error) state.violations.push(`upload of deleted ${id}: HTTP ${up.status}`);
       state.images.set(id, { owner, expect: 'deleted' });
     },
+    // The DELETE lands just as the last byte went out: it may read the image
+    // saving and its upload activate before the delete commits (issue 12 §2).
+    async deleteAsUploadEnds(owner) {
+      const id = await reserve(owner);
+      if (!id) return;
+      const body = data(1);
+      const uploading = put(owner, id, (req) => {
+        req.end(body);
+        req.once('finish', () => (sentAll = true));
+      });
+      let sentAll = false;
+      while (!sentAll) await sleep(1);
+      await sleep(Math.random() * 10);
+      const del = await request(port, { method: 'DELETE', path: `/v1/images/${id}`, headers: tenant(owner) });
+      const up = await uploading;
+      state.note(del, 'delete at upload end'); state.note(up, 'upload deleted at its end');
+      if (del.status !== 200) state.violations.push(`delete at the end of ${id}'s upload: HTTP ${del.status}`);
+      if (![200, 404, 409, 412].includes(up.status) && !up.error) state.violations.push(`upload of ${id} deleted at its end: HTTP ${up.status}`);
+      state.images.set(id, { owner, expect: 'deleted' });
+    },
     async cutDownload(owner) {
       const id = await upload(owner);
       const entry = state.images.get(id);
@@ -285,6 +307,50 @@ export async function checkInvariants({ port, storeDir, state, graceMs = 3000 })
   for (const [id, entry] of active) {
     if (entry.size > 0 && !files.includes(id)) violations.push(`active image ${id} has no file`);
   }
-  // Quotas count what is stored: the usage of each tenant is the sum of its active images.
+  violations.push(...(await quotaViolations(port, state, files, storeDir)));
+  return violations;
+}
+
+/**
+ * The storage quota counts what is stored: for each tenant, the usage the
+ * service enforces (read from the 413 of an upload one byte over the quota)
+ * equals the bytes of its images' files in the store plus the declared sizes
+ * of its queued images (Glance counts those too). Data left behind by a
+ * deleted image shows here as stored bytes no quota counts.
+ */
+async function quotaViolations(port, state, files, storeDir) {
+  const violations = [];
+  const stored = new Map();
+  const reserved = new Map();
+  const add = (m, t, n) => m.set(t, (m.get(t) ?? 0) + n);
+  for (const f of files) {
+    if (f.endsWith('.part')) continue;
+    const res = await request(port, { method: 'HEAD', path: `/v1/images/${f}`, headers: ADMIN });
+    const owner = res.headers?.['x-image-meta-owner'];
+    if (owner) add(stored, owner, statSync(join(storeDir, f)).size);
+  }
+  for (const [id, entry] of state.images) {
+    const res = await request(port, { method: 'HEAD', path: `/v1/images/${id}`, headers: ADMIN });
+    if (res.headers?.['x-image-meta-status'] === 'queued')
+      add(reserved, entry.owner, Number(res.headers['x-image-meta-size'] ?? 0));
+  }
+  const owners = new Set([...state.images.values()].map((e) => e.owner));
+  for (const owner of owners) {
+    const res = await request(port, {
+      method: 'POST',
+      path: '/v1/images',
+      headers: { ...tenant(owner), ...META, 'x-image-meta-name': 'quota-probe', 'x-image-meta-size': String(SOAK_STORAGE_QUOTA + 1), 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(1),
+    });
+    const remaining = /remaining storage is (\d+) bytes/.exec(res.body?.toString() ?? '')?.[1];
+    if (res.status !== 413 || remaining === undefined) {
+      violations.push(`quota probe of ${owner}: HTTP ${res.status} ${res.body?.toString().slice(0, 200)}`);
+      continue;
+    }
+    const used = SOAK_STORAGE_QUOTA - Number(remaining);
+    const expected = (stored.get(owner) ?? 0) + (reserved.get(owner) ?? 0);
+    if (used !== expected)
+      violations.push(`quota of ${owner} counts ${used} bytes; its store files hold ${stored.get(owner) ?? 0} and its queued images declare ${reserved.get(owner) ?? 0}`);
+  }
   return violations;
 }
