@@ -16,6 +16,7 @@ import type {
 } from './image-list-query.js';
 import type { ImageRecord } from './image-record.js';
 import { ImageRegistry, type NewImage } from './image.registry.js';
+import { MemberRegistry } from './member.registry.js';
 import { RegistryError, RegistryErrorCode } from './registry.error.js';
 
 const ADMIN = new RequestContext(null, null, ['admin'], true);
@@ -695,6 +696,48 @@ describe('ImageRegistry', () => {
         registry.destroy('33333333-3333-3333-3333-333333333333'),
       );
       expect(err.code).toBe(RegistryErrorCode.NotFound);
+    });
+  });
+
+  // List pages are kept while the database is unchanged (SqlReader.pageRows):
+  // a write by this connection or a commit by another one must show at once.
+  describe('list pages after writes', () => {
+    let other: DataSource;
+    let otherRegistry: ImageRegistry;
+    beforeAll(async () => {
+      other = new DataSource(
+        buildDataSourceOptions(`sqlite:${join(dir, 'registry.sqlite')}`),
+      );
+      await other.initialize();
+      otherRegistry = new ImageRegistry(other);
+    });
+    afterAll(async () => {
+      await other?.destroy();
+    });
+
+    it('shows writes of another connection (another worker process) on the next read', async () => {
+      const a = await registry.create(image({ name: 'a' }));
+      expect(ids(await list(ADMIN))).toEqual([a.id]);
+      const b = await otherRegistry.create(image({ name: 'b' }));
+      expect(ids(await list(ADMIN)).sort()).toEqual([a.id, b.id].sort());
+      await otherRegistry.update(a.id, { fields: { name: 'renamed' }, properties: { distro: 'x' } });
+      const renamed = (await list(ADMIN)).find((i) => i.id === a.id);
+      expect(renamed).toMatchObject({ name: 'renamed', properties: { distro: 'x' } });
+      await otherRegistry.destroy(a.id, () => 'deleted');
+      expect(ids(await list(ADMIN))).toEqual([b.id]);
+    });
+
+    it("shows this connection's own writes on the next read, and the same page again unchanged", async () => {
+      const a = await registry.create(image({ name: 'a', is_public: false, owner: 'tenant-a' }));
+      expect(ids(await list(tenant('tenant-b')))).toEqual([]);
+      await new MemberRegistry(db).upsert(a.id, { member: 'tenant-b' });
+      expect(ids(await list(tenant('tenant-b')))).toEqual([a.id]);
+      const first = await list(ADMIN);
+      const again = await list(ADMIN);
+      expect(again).toEqual(first);
+      // Each read gets its own records: changing one never changes a later answer.
+      again[0].name = 'changed by a caller';
+      expect((await list(ADMIN))[0].name).toBe('a');
     });
   });
 });

@@ -258,7 +258,7 @@ export class ImageRegistry {
     for (const statement of await this.listStatements(ctx, query)) {
       const remaining = limit - images.length;
       if (remaining <= 0) break;
-      const rows = (await this.reader.rows(statement.sql, [
+      const rows = (await this.reader.pageRows(statement.sql, [
         ...statement.params,
         remaining,
       ])) as ImageRow[];

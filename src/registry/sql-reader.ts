@@ -11,6 +11,9 @@ interface SqliteConnection {
 /** Prepared statements kept per SQL text (the hot queries have few shapes). */
 const MAX_CACHED_STATEMENTS = 256;
 
+/** List pages kept per statement and parameters while the database is unchanged. */
+const MAX_CACHED_PAGES = 256;
+
 /** A statement prepared with its boolean parameters written into the SQL. */
 interface PreparedRead {
   statement: Statement;
@@ -27,6 +30,10 @@ interface PreparedRead {
 export class SqlReader {
   private readonly statements = new Map<string, PreparedRead>();
   private readonly rawStatements = new Map<string, PreparedRead>();
+  /** SQLite list pages (row arrays) valid for `pagesVersion`; insertion order = age. */
+  private readonly pages = new Map<string, unknown[][]>();
+  private pagesVersion = '';
+  private versionStatement: Statement | undefined;
   readonly kind: 'sqlite' | 'postgres' | 'mysql';
 
   constructor(private readonly db: DataSource) {
@@ -78,6 +85,52 @@ export class SqlReader {
   }
 
   /**
+   * `rows()` for list pages, which clients such as Nova and Horizon repeat:
+   * on SQLite a page is read again only when the database changed since it
+   * was read. `total_changes()` counts this connection's writes (every write
+   * of this process goes through it), `data_version` changes when another
+   * connection (another worker process, a scrubber run) committed. Both are
+   * one cheap statement; any change drops every page.
+   */
+  async pageRows(
+    sql: string,
+    params: readonly unknown[],
+  ): Promise<unknown[][]> {
+    if (this.kind !== 'sqlite') return this.rows(sql, params);
+    const version = this.sqliteVersion();
+    if (version !== this.pagesVersion) {
+      this.pages.clear();
+      this.pagesVersion = version;
+    }
+    const key = `${JSON.stringify(params)}\u0000${sql}`;
+    let rows = this.pages.get(key);
+    if (!rows) {
+      rows = this.sqliteAll(sql, params, true) as unknown[][];
+      if (this.pages.size >= MAX_CACHED_PAGES) {
+        this.pages.delete(this.pages.keys().next().value as string);
+      }
+      this.pages.set(key, rows);
+    }
+    return rows;
+  }
+
+  private sqliteVersion(): string {
+    this.versionStatement ??= this.connection()
+      .prepare('SELECT total_changes(), data_version FROM pragma_data_version')
+      .raw(true);
+    const [[changes, dataVersion]] = this.versionStatement.all() as [
+      [number, number],
+    ];
+    return `${changes}:${dataVersion}`;
+  }
+
+  private connection(): SqliteConnection {
+    return (
+      this.db.driver as unknown as { databaseConnection: SqliteConnection }
+    ).databaseConnection;
+  }
+
+  /**
    * Booleans (deleted, is_public, protected flags) go into the SQL as 0/1
    * rather than as bound parameters: this better-sqlite3 is built with
    * SQLITE_ENABLE_STAT4, and a statement whose bound value on an indexed
@@ -124,10 +177,7 @@ export class SqlReader {
       }
       text += parts[n + 1];
     }
-    const connection = (
-      this.db.driver as unknown as { databaseConnection: SqliteConnection }
-    ).databaseConnection;
-    const statement = connection.prepare(text);
+    const statement = this.connection().prepare(text);
     if (raw) statement.raw(true);
     return { statement, bound };
   }
