@@ -4,10 +4,13 @@
 //   stream <hwm>              GET: fs.createReadStream(file, { highWaterMark }) piped to the response
 //   manual <buf> <n> [cork]   GET: fs.promises read into n reused buffers of <buf> bytes,
 //                                  res.write with backpressure; "cork" batches writes
+//   meta <file>               GET: the service's own list answer, HEAD: its own HEAD headers,
+//                                  both captured in <file> (the metadata yardstick)
 // Download modes serve the absolute path given URI-encoded as the request path.
 // Answers the parent over IPC with { port } once listening.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -17,7 +20,20 @@ import { pipeline } from 'node:stream/promises';
 const [mode, ...args] = process.argv.slice(2);
 let uploadSeq = 0;
 
+// meta mode: { list: { headers, body }, head: { headers } }, read once.
+const captured = mode === 'meta' ? JSON.parse(readFileSync(args[0], 'utf8')) : undefined;
+
 const handlers = {
+  async meta(req, res) {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, captured.head.headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, captured.list.headers);
+    res.end(captured.list.body);
+  },
+
   async sink(req, res) {
     let bytes = 0;
     await pipeline(

@@ -247,6 +247,7 @@ async function main() {
         targets: TARGETS,
         log,
         genPath: join(BENCH_DIR, 'load-generator.mjs'),
+        bareServerPath: join(BENCH_DIR, 'bare-server.mjs'),
       });
       const { ids } = report.metadata;
       delete report.metadata.ids;

@@ -204,6 +204,7 @@ export async function runMetadataBench({
   log,
   genPath,
   reuse,
+  bareServerPath,
 }) {
   // `reuse`: the images another service seeded into the same database (WORKERS=2 pass).
   const seeded = reuse ?? await seedImages({
@@ -270,5 +271,57 @@ export async function runMetadataBench({
       ...profiled.profile,
     };
   }
-  return { seed: seeded.result, load, profiles, ids: seeded.ids };
+  const bare = bareServerPath
+    ? await runBareYardstick({ bareServerPath, service, runDir, idsFile, ids: seeded.ids, loadOptions, config, log })
+    : undefined;
+  return { seed: seeded.result, load, bare, profiles, ids: seeded.ids };
+}
+
+/** Response headers a bare server can send again as they are. */
+function replayable(headers, body) {
+  const kept = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(name)) kept[name] = value;
+  }
+  kept['content-length'] = String(Buffer.byteLength(body));
+  return kept;
+}
+
+/**
+ * The yardstick of the metadata figures: a bare node:http server sending the
+ * service's own answers (the same list body, the same HEAD headers), loaded
+ * the same way. The service's CPU per request over this one's is the price
+ * of everything the service does, on whatever day the machine has.
+ */
+async function runBareYardstick({ bareServerPath, service, runDir, ids, loadOptions, config, log }) {
+  const list = await httpRequest({ port: service.port, path: ENDPOINTS[0].path });
+  const head = await httpRequest({ port: service.port, method: 'HEAD', path: `/v1/images/${ids[0]}` });
+  const file = join(runDir, 'bare-meta.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      list: { headers: replayable(list.headers, list.body), body: list.body },
+      head: { headers: replayable(head.headers, '') },
+    }),
+  );
+  const child = forkHelper(bareServerPath, ['meta', file]);
+  try {
+    const { port } = await waitForMessage(child, (m) => typeof m?.port === 'number', 10_000);
+    const bare = { port, pid: child.pid, assertAlive() {} };
+    const load = {};
+    for (const endpoint of ENDPOINTS) {
+      const r = await runLoad({
+        ...loadOptions(endpoint),
+        service: bare,
+        warmupSeconds: config.warmupSeconds,
+        durationSeconds: config.loadSeconds,
+      });
+      delete r.profile;
+      load[endpoint.key] = r;
+      log(`  bare node:http, same answers, ${endpoint.label}: ${describe(r)}`);
+    }
+    return load;
+  } finally {
+    await stopChild(child, 2000);
+  }
 }

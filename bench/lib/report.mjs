@@ -133,6 +133,14 @@ export function buildSummary({ service, transfers, metadata, metadataWorkers2 })
         `${r.serviceCpuPercent}% of a core, ${r.serviceCpuMsPerRequest} ms/req ` +
           `(one core saturated ~ ${Math.round(1000 / r.serviceCpuMsPerRequest)} req/s)`,
       );
+      const bare = metadata.bare?.[key];
+      if (bare) {
+        info(
+          `${key}: bare node:http sending the same answer`,
+          `${bare.serviceCpuMsPerRequest} ms/req, ${bare.requestsPerSecond} req/s; ` +
+            `the service takes ${(r.serviceCpuMsPerRequest / bare.serviceCpuMsPerRequest).toFixed(2)}x its CPU per request`,
+        );
+      }
       if (r.serviceRss) {
         info(
           `${key}: service peak RSS`,
