@@ -216,6 +216,31 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
       ]);
     });
 
+    it('a list page kept by one worker shows a change made through the other at once', async () => {
+      // Fresh connections alternate between the workers: six lists warm both workers' pages.
+      const detail = async () => {
+        const res = await rawRequest(port, { method: 'GET', path: '/v1/images/detail', headers: as('tenant-pages') });
+        expect(res.status).toBe(200);
+        return (JSON.parse(res.body.toString()) as { images: { id: string; name: string }[] }).images;
+      };
+      for (let i = 0; i < 6; i++) expect(await detail()).toEqual([]);
+      const created = await rawRequest(port, {
+        method: 'POST',
+        path: '/v1/images',
+        headers: { ...metaHeaders({ name: 'paged' }), ...as('tenant-pages') },
+      });
+      expect(created.status).toBe(201);
+      const id = (JSON.parse(created.body.toString()) as { image: { id: string } }).image.id;
+      for (let i = 0; i < 6; i++) expect((await detail()).map((image) => image.id)).toEqual([id]);
+      const renamed = await rawRequest(port, {
+        method: 'PUT',
+        path: `/v1/images/${id}`,
+        headers: { ...as('tenant-pages'), 'x-image-meta-name': 'renamed' },
+      });
+      expect(renamed.status).toBe(200);
+      for (let i = 0; i < 6; i++) expect((await detail()).map((image) => image.name)).toEqual(['renamed']);
+    });
+
     it('reports /metrics for the whole node', async () => {
       for (let i = 0; i < 6; i++) {
         const res = await rawRequest(port, {
