@@ -168,12 +168,12 @@ function scenarios(port, state, maxBytes) {
       const id = await reserve(owner);
       if (!id) return;
       const body = data(1);
+      let sentAll;
       const uploading = put(owner, id, (req) => {
+        sentAll = new Promise((resolve) => req.once('finish', resolve));
         req.end(body);
-        req.once('finish', () => (sentAll = true));
       });
-      let sentAll = false;
-      while (!sentAll) await sleep(1);
+      await sentAll;
       await sleep(Math.random() * 10);
       const del = await request(port, { method: 'DELETE', path: `/v1/images/${id}`, headers: tenant(owner) });
       const up = await uploading;
