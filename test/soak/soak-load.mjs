@@ -168,9 +168,10 @@ function scenarios(port, state, maxBytes) {
       const id = await reserve(owner);
       if (!id) return;
       const body = data(1);
-      let sentAll;
+      let allSent;
+      const sentAll = new Promise((resolve) => { allSent = resolve; });
       const uploading = put(owner, id, (req) => {
-        sentAll = new Promise((resolve) => req.once('finish', resolve));
+        req.once('finish', allSent);
         req.end(body);
       });
       await sentAll;
