@@ -138,7 +138,12 @@ export async function runScaleBench({ root, runDir, serviceOptions, startService
         seeded = count;
         const images = Array.from({ length: count }, (_, i) => scaleImage(i));
         // A fresh start, as after a deploy: the service refreshes SQLite's statistics when it starts.
-        const service = await startService({ ...serviceOptions, databaseUrl: url });
+        // The list page cache is off so that every request times the query, not a kept page.
+        const service = await startService({
+          ...serviceOptions,
+          databaseUrl: url,
+          extraEnv: { ...serviceOptions.extraEnv, LIST_PAGE_CACHE_SIZE: '0' },
+        });
         const agent = new Agent({ keepAlive: true, maxSockets: 1 });
         const rows = [];
         const cpu0 = readCpuSeconds(service.pid);

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
     expect(config.AUTH_STRATEGY).toBe('noauth');
     expect(config.HASH_WORKERS).toBe(Math.min(2, availableParallelism()));
     expect(config.HASH_MAX_SLABS).toBe(8);
+    expect(config.LIST_PAGE_CACHE_SIZE).toBe(256);
     expect(config.DISK_FORMATS).toContain('qcow2');
   });
 
@@ -67,6 +68,7 @@ describe('loadConfig', () => {
     ['IMAGE_CACHE_MAX_SIZE', '0'],
     ['IMAGE_CACHE_STALL_TIME', 'a day'],
     ['IMAGE_CACHE_PREFETCH_INTERVAL', '-1'],
+    ['LIST_PAGE_CACHE_SIZE', '-1'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     let error: unknown;
     try {

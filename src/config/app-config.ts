@@ -190,6 +190,13 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(1)
   LIMIT_PARAM_DEFAULT = 25;
 
+  /**
+   * SQLite only: list pages a process keeps while the database is unchanged
+   * (any write, by any process, drops them all); 0 reads every page again.
+   */
+  @Transform(toInt) @IsInt() @Min(0)
+  LIST_PAGE_CACHE_SIZE = 256;
+
   /** Largest page size a client may ask for (Glance's api_limit_max). */
   @Transform(toInt) @IsInt() @Min(1)
   API_LIMIT_MAX = 1000;

@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, In } from 'typeorm';
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../common/request-context.js';
+import { AppConfig } from '../config/app-config.js';
 import { nowTimestamp } from '../common/timestamps.js';
 import { ApiNodeEntity } from './entities/api-node.entity.js';
 import { ImageEntity } from './entities/image.entity.js';
@@ -157,8 +158,11 @@ export interface ImageUpdate {
 export class ImageRegistry {
   private readonly reader: SqlReader;
 
-  constructor(@InjectDataSource() private readonly db: DataSource) {
-    this.reader = new SqlReader(db);
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Optional() config?: AppConfig,
+  ) {
+    this.reader = new SqlReader(db, config?.LIST_PAGE_CACHE_SIZE);
   }
 
   async create(image: NewImage): Promise<ImageRecord> {

@@ -11,8 +11,8 @@ interface SqliteConnection {
 /** Prepared statements kept per SQL text (the hot queries have few shapes). */
 const MAX_CACHED_STATEMENTS = 256;
 
-/** List pages kept per statement and parameters while the database is unchanged. */
-const MAX_CACHED_PAGES = 256;
+/** Default of LIST_PAGE_CACHE_SIZE: list pages kept while the database is unchanged. */
+export const DEFAULT_CACHED_PAGES = 256;
 
 /** A statement prepared with its boolean parameters written into the SQL. */
 interface PreparedRead {
@@ -36,7 +36,11 @@ export class SqlReader {
   private versionStatement: Statement | undefined;
   readonly kind: 'sqlite' | 'postgres' | 'mysql';
 
-  constructor(private readonly db: DataSource) {
+  /** `maxPages` 0 turns the SQLite list page cache off (every page is read again). */
+  constructor(
+    private readonly db: DataSource,
+    private readonly maxPages = DEFAULT_CACHED_PAGES,
+  ) {
     const type = db.options.type;
     this.kind =
       type === 'better-sqlite3'
@@ -96,7 +100,8 @@ export class SqlReader {
     sql: string,
     params: readonly unknown[],
   ): Promise<unknown[][]> {
-    if (this.kind !== 'sqlite') return this.rows(sql, params);
+    if (this.kind !== 'sqlite' || this.maxPages === 0)
+      return this.rows(sql, params);
     const version = this.sqliteVersion();
     if (version !== this.pagesVersion) {
       this.pages.clear();
@@ -106,7 +111,7 @@ export class SqlReader {
     let rows = this.pages.get(key);
     if (!rows) {
       rows = this.sqliteAll(sql, params, true) as unknown[][];
-      if (this.pages.size >= MAX_CACHED_PAGES) {
+      if (this.pages.size >= this.maxPages) {
         this.pages.delete(this.pages.keys().next().value as string);
       }
       this.pages.set(key, rows);
