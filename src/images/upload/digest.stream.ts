@@ -1,5 +1,6 @@
 import { Transform } from 'node:stream';
 import type { TransformCallback, TransformOptions } from 'node:stream';
+import { copyIntoShared } from './copy-into-shared.js';
 import type {
   HashDigests,
   HashSlab,
@@ -174,7 +175,11 @@ export class DigestStream extends Transform {
         chunk.length - offset,
         slab.view.length - this.slabFill,
       );
-      slab.view.set(chunk.subarray(offset, offset + count), this.slabFill);
+      copyIntoShared(
+        slab.view,
+        this.slabFill,
+        chunk.subarray(offset, offset + count),
+      );
       this.slabFill += count;
       offset += count;
       if (this.slabFill === slab.view.length) this.submitSlab();
