@@ -18,15 +18,22 @@ async function bootstrap(): Promise<void> {
     await runPrimary(config);
     return;
   }
-  if (cluster.isWorker) followPrimary();
+  const primary = cluster.isWorker ? followPrimary() : undefined;
   // Image bodies are streams: no body parser may read them.
   const app = await NestFactory.create(AppModule, {
     bodyParser: false,
     logger: createAppLogger(config),
   });
   configureApp(app);
+  // Signalled before configureApp installed Nest's shutdown hooks: nobody else will stop it.
+  if (primary?.stopRequested()) {
+    await app.close();
+    process.exit(0);
+  }
   await app.listen(config.PORT, config.HOST);
-  new Logger('Main').log(`Glance v1 API listening on http://${config.HOST}:${config.PORT}`);
+  new Logger('Main').log(
+    `Glance v1 API listening on http://${config.HOST}:${config.PORT}`,
+  );
 }
 
 bootstrap().catch((err: unknown) => {

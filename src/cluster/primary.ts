@@ -56,6 +56,8 @@ export async function runPrimary(config: AppConfig): Promise<void> {
   const slots = new Map<Worker, number>();
   // A restarted worker keeps its slot, so slot 0 (cache maintenance) always has a process.
   const fork = (slot: number) => {
+    // A restart delayed past the start of a shutdown would outlive the primary.
+    if (stopping) return;
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) });
     startedAt.set(worker, Date.now());
     slots.set(worker, slot);
@@ -138,11 +140,14 @@ export async function runPrimary(config: AppConfig): Promise<void> {
  * exits too. The listeners stay: a second SIGTERM (the whole process group
  * signalled, then the primary's own) must not end a draining worker at once.
  */
-export function followPrimary(): void {
+export function followPrimary(): { stopRequested: () => boolean } {
   let signalled = false;
   process.on('SIGTERM', () => (signalled = true));
   process.on('SIGINT', () => (signalled = true));
   process.on('disconnect', () => {
     if (!signalled) process.kill(process.pid, 'SIGTERM');
   });
+  // A worker signalled while it was still starting (before Nest's own
+  // handlers) asks this when they are in place, and stops instead of listening.
+  return { stopRequested: () => signalled };
 }

@@ -161,6 +161,25 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
       return { body, response };
     }
 
+    /** Worker pids that logged listening and are still alive. */
+    const livingWorkers = () =>
+      [
+        ...new Set(
+          [
+            ...out.matchAll(
+              /\[Nest\] (\d+) .*\[Main\] Glance v1 API listening/g,
+            ),
+          ].map((m) => Number(m[1])),
+        ),
+      ].filter((pid) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+
     const untilSaving = (id: string) =>
       waitFor(
         async () => (await statusOf(id)) === 'saving' && existsSync(partOf(id)),
@@ -219,9 +238,17 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
     it('a list page kept by one worker shows a change made through the other at once', async () => {
       // Fresh connections alternate between the workers: six lists warm both workers' pages.
       const detail = async () => {
-        const res = await rawRequest(port, { method: 'GET', path: '/v1/images/detail', headers: as('tenant-pages') });
+        const res = await rawRequest(port, {
+          method: 'GET',
+          path: '/v1/images/detail',
+          headers: as('tenant-pages'),
+        });
         expect(res.status).toBe(200);
-        return (JSON.parse(res.body.toString()) as { images: { id: string; name: string }[] }).images;
+        return (
+          JSON.parse(res.body.toString()) as {
+            images: { id: string; name: string }[];
+          }
+        ).images;
       };
       for (let i = 0; i < 6; i++) expect(await detail()).toEqual([]);
       const created = await rawRequest(port, {
@@ -230,15 +257,21 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         headers: { ...metaHeaders({ name: 'paged' }), ...as('tenant-pages') },
       });
       expect(created.status).toBe(201);
-      const id = (JSON.parse(created.body.toString()) as { image: { id: string } }).image.id;
-      for (let i = 0; i < 6; i++) expect((await detail()).map((image) => image.id)).toEqual([id]);
+      const id = (
+        JSON.parse(created.body.toString()) as { image: { id: string } }
+      ).image.id;
+      for (let i = 0; i < 6; i++)
+        expect((await detail()).map((image) => image.id)).toEqual([id]);
       const renamed = await rawRequest(port, {
         method: 'PUT',
         path: `/v1/images/${id}`,
         headers: { ...as('tenant-pages'), 'x-image-meta-name': 'renamed' },
       });
       expect(renamed.status).toBe(200);
-      for (let i = 0; i < 6; i++) expect((await detail()).map((image) => image.name)).toEqual(['renamed']);
+      for (let i = 0; i < 6; i++)
+        expect((await detail()).map((image) => image.name)).toEqual([
+          'renamed',
+        ]);
     });
 
     it('reports /metrics for the whole node', async () => {
@@ -260,7 +293,9 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         /^http_requests_total\{method="GET",route="\/v1\/images",status="200"\} 6$/m,
       );
       // Node-wide gauges are the node's figure, not one per worker added up.
-      const reported = [...text.matchAll(/^glance_images\{status="[a-z_]+"\} (\d+)$/gm)]
+      const reported = [
+        ...text.matchAll(/^glance_images\{status="[a-z_]+"\} (\d+)$/gm),
+      ]
         .map((m) => Number(m[1]))
         .reduce((a, b) => a + b, 0);
       expect(reported).toBe(await observer.getRepository(ImageEntity).count());
@@ -281,11 +316,17 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
           },
         });
         expect(created.status).toBe(201);
-        const id = (JSON.parse(created.body.toString()) as { image: { id: string } }).image.id;
+        const id = (
+          JSON.parse(created.body.toString()) as { image: { id: string } }
+        ).image.id;
         // Each request opens its own connection: the workers take them in turn.
         const answers = await Promise.all(
           Array.from({ length: 16 }, () =>
-            rawRequest(port, { method: 'GET', path: `/v1/images/${id}`, headers: as('tenant-c') }),
+            rawRequest(port, {
+              method: 'GET',
+              path: `/v1/images/${id}`,
+              headers: as('tenant-c'),
+            }),
           ),
         );
         for (const r of answers) {
@@ -401,10 +442,14 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         'dead worker upload killed',
         10_000,
       );
-      expect(out).toMatch(
-        new RegExp(
-          `Worker ${victim} died \\(signal SIGKILL\\).*starting a new worker`,
-        ),
+      // The primary logs before it reaps, but its stderr may reach this process after the reaped status.
+      const died = new RegExp(
+        `Worker ${victim} died \\(signal SIGKILL\\).*starting a new worker`,
+      );
+      await waitFor(
+        () => died.test(out),
+        'the primary to log the death',
+        5_000,
       );
       expect(await statusOf(b)).toBe('saving');
       upB.body.end(randomBytes(1024));
@@ -438,15 +483,38 @@ describe.skipIf(TEST_DATABASE === 'mysql')(
         ),
       ];
       expect(workers.length).toBeGreaterThanOrEqual(2);
+      // A worker that dies young is restarted after a pause; a shutdown that
+      // starts within the pause must not fork it (it would outlive the primary).
+      const owner = Number(await ownerOf(id));
+      const sibling = livingWorkers().find((pid) => pid !== owner)!;
+      process.kill(sibling, 'SIGKILL');
+      let young = 0;
+      await waitFor(
+        () => {
+          young =
+            livingWorkers().find((pid) => pid !== owner && pid !== sibling) ??
+            0;
+          return young > 0;
+        },
+        'the replacement to listen',
+        20_000,
+      );
+      process.kill(young, 'SIGKILL');
+      await waitFor(
+        () => out.includes(`Worker ${young} died`),
+        'the primary to see it',
+        5_000,
+      );
       // Workers get it directly and again from the primary; neither cuts the upload.
       process.kill(-primary.pid!, 'SIGTERM');
-      await sleep(500);
+      // Past the restart pause, with the primary still draining this upload.
+      await sleep(1_500);
       up.body.end(randomBytes(1024));
       const done = (await up.response) as RawResponse;
       expect(done.status).toBe(201);
       expect(await exited).toEqual({ code: 0, signal: null });
       expect(() => process.kill(-primary.pid!, 0)).toThrow('ESRCH'); // no process of the group is left
       expect(await statusOf(id)).toBe('active');
-    }, 20_000);
+    }, 40_000);
   },
 );
